@@ -1,0 +1,198 @@
+"""Element-wise log-densities and KL divergences as Theano expressions.
+
+Every function works element-wise and broadcasts like Theano arithmetic; sum
+over the feature axis yourself. Naming follows the original Parmesan: the
+suffix says how a Gaussian's spread is given, ``1`` for the variance and
+``2`` for the log-variance; plain ``log_normal`` takes the standard
+deviation. The ``eps`` arguments keep float32 graphs finite: in float32,
+``1 - 1e-8 == 1``, so Bernoulli probabilities need ``eps`` around 1e-6.
+"""
+import math
+
+import theano.tensor as T
+
+__all__ = ['log_normal', 'log_normal1', 'log_normal2', 'log_stdnormal',
+           'log_bernoulli', 'log_multinomial',
+           'kl_normal1_stdnormal', 'kl_normal2_stdnormal',
+           'kl_normal1_normal1', 'kl_normal2_normal2']
+
+#: log of the standard normal density's normalising constant, -log(2 pi)/2.
+C = -0.5 * math.log(2 * math.pi)
+
+
+def log_normal(x, mean, std, eps=0.0):
+    """Log-density of a Gaussian given its standard deviation.
+
+    Parameters
+    ----------
+    x, mean, std : Theano tensors (broadcastable)
+    eps : float
+        Added to `std` to keep it away from zero.
+
+    Returns
+    -------
+    Theano tensor: element-wise log N(x; mean, std**2).
+
+    Example
+    -------
+    >>> log_px = log_normal(x, mu, sigma).sum(axis=-1)
+    """
+    std = std + eps
+    return C - T.log(abs(std)) - (x - mean) ** 2 / (2 * std ** 2)
+
+
+def log_normal1(x, mean, var, eps=0.0):
+    """Log-density of a Gaussian given its variance.
+
+    Parameters
+    ----------
+    x, mean, var : Theano tensors (broadcastable)
+    eps : float
+        Added to `var` to keep it away from zero.
+
+    Returns
+    -------
+    Theano tensor: element-wise log N(x; mean, var).
+
+    Example
+    -------
+    >>> log_px = log_normal1(x, mu, var, eps=1e-6).sum(axis=-1)
+    """
+    var = var + eps
+    return C - 0.5 * T.log(var) - (x - mean) ** 2 / (2 * var)
+
+
+def log_normal2(x, mean, log_var, eps=0.0):
+    """Log-density of a Gaussian given its log-variance.
+
+    Parameters
+    ----------
+    x, mean, log_var : Theano tensors (broadcastable)
+    eps : float
+        Added to the denominator 2 exp(log_var) only; `log_var` itself is
+        finite by construction.
+
+    Returns
+    -------
+    Theano tensor: element-wise log N(x; mean, exp(log_var)).
+
+    Example
+    -------
+    >>> log_qz = log_normal2(z, mu, log_var).sum(axis=-1)
+    """
+    return C - 0.5 * log_var - (x - mean) ** 2 / (2 * T.exp(log_var) + eps)
+
+
+def log_stdnormal(x):
+    """Log-density of the standard normal, element-wise.
+
+    Example
+    -------
+    >>> log_pz = log_stdnormal(z).sum(axis=-1)
+    """
+    return C - 0.5 * x ** 2
+
+
+def log_bernoulli(x, p, eps=0.0):
+    """Log-probability of binary (or [0, 1]-valued) `x` under Bernoulli(p).
+
+    Parameters
+    ----------
+    x : Theano tensor, values in [0, 1]
+    p : Theano tensor, probabilities
+    eps : float
+        `p` is clipped to [eps, 1 - eps]; use about 1e-6 in float32.
+
+    Returns
+    -------
+    Theano tensor: x log p + (1 - x) log(1 - p), element-wise.
+
+    Example
+    -------
+    >>> log_px = log_bernoulli(x, x_mu, eps=1e-6).sum(axis=-1)
+    """
+    p = T.clip(p, eps, 1.0 - eps)
+    return -T.nnet.binary_crossentropy(p, x)
+
+
+def log_multinomial(x, p, eps=0.0):
+    """Log-probability of one categorical draw per row.
+
+    Parameters
+    ----------
+    x : Theano tensor
+        Integer class labels of shape (N,), or one-hot / probability rows of
+        shape (N, K).
+    p : Theano matrix (N, K)
+        Class probabilities per row.
+    eps : float
+        Added to `p` before the log.
+
+    Returns
+    -------
+    Theano vector (N,): log p[n, x[n]] (or sum_k x[n, k] log p[n, k]).
+
+    Example
+    -------
+    >>> log_py = log_multinomial(labels, classifier_output, eps=1e-8)
+    """
+    return -T.nnet.categorical_crossentropy(p + eps, x)
+
+
+def kl_normal1_stdnormal(mean, var, eps=0.0):
+    """KL(N(mean, var) || N(0, 1)), element-wise.
+
+    Example
+    -------
+    >>> kl = kl_normal1_stdnormal(mu, var).sum(axis=-1)
+    """
+    var = var + eps
+    return 0.5 * (var + mean ** 2 - 1.0 - T.log(var))
+
+
+def kl_normal2_stdnormal(mean, log_var):
+    """KL(N(mean, exp(log_var)) || N(0, 1)), element-wise.
+
+    Example
+    -------
+    >>> kl = kl_normal2_stdnormal(mu, log_var).sum(axis=-1)
+    """
+    return -0.5 * (1.0 + log_var - mean ** 2 - T.exp(log_var))
+
+
+def kl_normal1_normal1(mean1, var1, mean2, var2, eps=0.0):
+    """KL(N(mean1, var1) || N(mean2, var2)), element-wise.
+
+    Parameters
+    ----------
+    mean1, var1 : Theano tensors, the first Gaussian
+    mean2, var2 : Theano tensors, the second Gaussian
+    eps : float
+        Added to both variances.
+
+    Example
+    -------
+    >>> kl = kl_normal1_normal1(mu_q, var_q, mu_p, var_p).sum(axis=-1)
+    """
+    var1, var2 = var1 + eps, var2 + eps
+    return 0.5 * (T.log(var2) - T.log(var1)
+                  + (var1 + (mean1 - mean2) ** 2) / var2 - 1.0)
+
+
+def kl_normal2_normal2(mean1, log_var1, mean2, log_var2, eps=0.0):
+    """KL(N(mean1, exp(log_var1)) || N(mean2, exp(log_var2))), element-wise.
+
+    Parameters
+    ----------
+    mean1, log_var1 : Theano tensors, the first Gaussian
+    mean2, log_var2 : Theano tensors, the second Gaussian
+    eps : float
+        Added to the denominator 2 exp(log_var2).
+
+    Example
+    -------
+    >>> kl = kl_normal2_normal2(mu_q, lv_q, mu_p, lv_p).sum(axis=-1)
+    """
+    return (0.5 * (log_var2 - log_var1)
+            + (T.exp(log_var1) + (mean1 - mean2) ** 2)
+            / (2.0 * T.exp(log_var2) + eps) - 0.5)

@@ -1,0 +1,5 @@
+"""Lasagne layers: sampling, flows, normalisation, ladder, categorical."""
+from .sample import *  # noqa: F401,F403
+from .flow import *  # noqa: F401,F403
+from .normalize import *  # noqa: F401,F403
+from .ladder import *  # noqa: F401,F403

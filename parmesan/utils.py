@@ -1,0 +1,221 @@
+"""Numerically stable reductions, the importance-weighted bound, metrics."""
+import numpy as np
+import theano
+import theano.tensor as T
+
+__all__ = ['log_sum_exp', 'log_mean_exp', 'importance_weighted_bound',
+           'ConfusionMatrix']
+
+
+def log_sum_exp(x, axis=None, keepdims=False):
+    """log(sum(exp(x))) along `axis` without overflow or underflow.
+
+    Parameters
+    ----------
+    x : Theano tensor
+    axis : int, tuple of ints or None
+        Axes to reduce; None reduces all.
+    keepdims : bool
+        Keep the reduced axes with length 1.
+
+    Returns
+    -------
+    Theano tensor.
+
+    Example
+    -------
+    >>> log_px = log_sum_exp(log_joint, axis=1) - T.log(k)
+    """
+    # The shift is a constant for the gradient (it cancels analytically).
+    largest = theano.gradient.zero_grad(T.max(x, axis=axis, keepdims=True))
+    shift = T.switch(T.isinf(largest), 0, largest)
+    summed = T.log(T.sum(T.exp(x - shift), axis=axis, keepdims=True)) + shift
+    # Theano's own log-sum-exp rewrite subtracts the maximum once more, which
+    # turns a slice of all -inf into nan; its true value is -inf.
+    summed = T.switch(T.eq(largest, -np.inf), largest, summed)
+    if keepdims:
+        return summed
+    return _drop_axes(summed, axis)
+
+
+def log_mean_exp(x, axis=None, keepdims=False):
+    """log(mean(exp(x))) along `axis`, computed stably.
+
+    Parameters
+    ----------
+    x : Theano tensor
+    axis : int, tuple of ints or None
+    keepdims : bool
+
+    Returns
+    -------
+    Theano tensor.
+
+    Example
+    -------
+    >>> iwae_bound = log_mean_exp(log_w.reshape((batch, k)), axis=1)
+    """
+    axes = range(x.ndim) if axis is None else np.atleast_1d(axis)
+    count = T.prod([x.shape[a] for a in axes]).astype(theano.config.floatX)
+    return log_sum_exp(x, axis=axis, keepdims=keepdims) - T.log(count)
+
+
+def _drop_axes(x, axis):
+    if axis is None:
+        return x.flatten()[0] if x.ndim else x
+    axes = {a % x.ndim for a in np.atleast_1d(axis)}
+    return x.dimshuffle([a for a in range(x.ndim) if a not in axes])
+
+
+def importance_weighted_bound(log_weights, eq_samples, iw_samples):
+    """Per-example importance-weighted bound from batch-major log-weights.
+
+    Parameters
+    ----------
+    log_weights : Theano vector of length batch * eq_samples * iw_samples
+        log p(x, z) - log q(z | x) per sample, in the batch-major layout of
+        :class:`parmesan.layers.SampleLayer`: row b*eq*iw + e*iw + i holds
+        sample (e, i) of example b.
+    eq_samples, iw_samples : int or Theano integer scalar
+
+    Returns
+    -------
+    Theano vector of length batch: for each example, the mean over the eq
+    axis of log (1/iw) sum_i w_{e,i}. With iw_samples=1 this is the
+    Monte-Carlo ELBO; with eq_samples=1 the IWAE bound L_k, k=iw_samples.
+
+    Example
+    -------
+    >>> log_w = log_px_given_z + log_pz - log_qz_given_x  # (B*eq*iw,)
+    >>> loss = -importance_weighted_bound(log_w, eq, iw).mean()
+    """
+    if log_weights.ndim != 1:
+        raise ValueError('importance_weighted_bound needs a vector of '
+                         'per-sample log-weights; got a tensor with %d '
+                         'dimensions' % log_weights.ndim)
+    per_sample = log_weights.reshape((-1, eq_samples, iw_samples))
+    return log_mean_exp(per_sample, axis=2).mean(axis=1)
+
+
+class ConfusionMatrix(object):
+    """Confusion matrix with per-class metrics, accumulated over batches.
+
+    Rows are true classes, columns predicted classes.
+
+    Parameters
+    ----------
+    n_classes : int
+    class_names : list of str, optional
+
+    Example
+    -------
+    >>> cm = ConfusionMatrix(10)
+    >>> cm.batchadd(predicted_labels, true_labels)
+    >>> cm.accuracy(), cm.sensitivity()
+    """
+
+    def __init__(self, n_classes, class_names=None):
+        if int(n_classes) < 2:
+            raise ValueError('ConfusionMatrix needs n_classes >= 2, got %r'
+                             % (n_classes,))
+        self.n_classes = int(n_classes)
+        if class_names is None:
+            class_names = [str(c) for c in range(self.n_classes)]
+        if len(class_names) != self.n_classes:
+            raise ValueError('got %d class_names for %d classes'
+                             % (len(class_names), self.n_classes))
+        self.class_names = list(class_names)
+        self.zero()
+
+    def zero(self):
+        """Reset all counts."""
+        self.mat = np.zeros((self.n_classes, self.n_classes), dtype=np.int64)
+
+    def batchadd(self, y_pred, y_true, mask=None):
+        """Count a batch. The argument order is Parmesan's: predicted first.
+
+        Parameters
+        ----------
+        y_pred, y_true : integer arrays of equal length
+        mask : array of the same length, optional
+            Rows whose mask is 0 are not counted.
+        """
+        y_pred, y_true = np.ravel(y_pred), np.ravel(y_true)
+        if y_pred.shape != y_true.shape:
+            raise ValueError('y_pred has %d entries, y_true %d'
+                             % (y_pred.size, y_true.size))
+        if mask is not None:
+            keep = np.ravel(mask).astype(bool)
+            y_pred, y_true = y_pred[keep], y_true[keep]
+        for name, labels in (('y_pred', y_pred), ('y_true', y_true)):
+            if labels.size and (labels.min() < 0 or
+                                labels.max() >= self.n_classes):
+                raise ValueError('%s holds labels outside 0..%d'
+                                 % (name, self.n_classes - 1))
+        np.add.at(self.mat, (y_true.astype(int), y_pred.astype(int)), 1)
+
+    def geterrors(self):
+        """Per-class counts (tp, fn, fp, tn), each an array of n_classes."""
+        tp = np.diag(self.mat).astype(float)
+        fn = self.mat.sum(axis=1) - tp
+        fp = self.mat.sum(axis=0) - tp
+        tn = self.mat.sum() - tp - fn - fp
+        return tp, fn, fp, tn
+
+    @staticmethod
+    def _ratio(num, den):
+        with np.errstate(divide='ignore', invalid='ignore'):
+            return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
+
+    def accuracy(self):
+        """Fraction of all counted examples classified correctly."""
+        return np.trace(self.mat) / float(self.mat.sum())
+
+    def sensitivity(self):
+        """Per-class recall, tp / (tp + fn)."""
+        tp, fn, fp, tn = self.geterrors()
+        return self._ratio(tp, tp + fn)
+
+    def specificity(self):
+        """Per-class tn / (tn + fp)."""
+        tp, fn, fp, tn = self.geterrors()
+        return self._ratio(tn, tn + fp)
+
+    def positivepredictivevalue(self):
+        """Per-class precision, tp / (tp + fp)."""
+        tp, fn, fp, tn = self.geterrors()
+        return self._ratio(tp, tp + fp)
+
+    def negativepredictivevalue(self):
+        """Per-class tn / (tn + fn)."""
+        tp, fn, fp, tn = self.geterrors()
+        return self._ratio(tn, tn + fn)
+
+    def falsepositiverate(self):
+        """Per-class fp / (fp + tn)."""
+        tp, fn, fp, tn = self.geterrors()
+        return self._ratio(fp, fp + tn)
+
+    def falsediscoveryrate(self):
+        """Per-class fp / (tp + fp)."""
+        tp, fn, fp, tn = self.geterrors()
+        return self._ratio(fp, tp + fp)
+
+    def F1(self):
+        """Per-class F1 score, 2 tp / (2 tp + fp + fn)."""
+        tp, fn, fp, tn = self.geterrors()
+        return self._ratio(2 * tp, 2 * tp + fp + fn)
+
+    def matthewscorrelation(self):
+        """Per-class (one-vs-rest) Matthews correlation coefficient."""
+        tp, fn, fp, tn = self.geterrors()
+        den = np.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
+        return self._ratio(tp * tn - fp * fn, den)
+
+    def __str__(self):
+        width = max(6, max(len(n) for n in self.class_names) + 1)
+        head = ' ' * width + ''.join(n.rjust(width) for n in self.class_names)
+        rows = [name.rjust(width) + ''.join(str(c).rjust(width) for c in row)
+                for name, row in zip(self.class_names, self.mat)]
+        return '\n'.join([head] + rows +
+                         ['accuracy: %.4f' % self.accuracy()])

@@ -1,0 +1,118 @@
+"""Log-densities against scipy.stats; KL terms against closed forms and
+Monte-Carlo estimates."""
+import numpy as np
+import pytest
+import scipy.stats
+import theano
+import theano.tensor as T
+
+from parmesan import distributions as D
+from conftest import RTOL, floatx
+
+rng = np.random.RandomState(1234)
+X, MU = rng.randn(2, 6, 5)
+STD = np.exp(rng.randn(6, 5) * 0.5)
+MU2 = rng.randn(6, 5)
+STD2 = np.exp(rng.randn(6, 5) * 0.5)
+
+
+def evaluate(function, *arrays, **kwargs):
+    """Compile `function` over matrix inputs and evaluate it on `arrays`."""
+    inputs = [T.matrix() for _ in arrays]
+    compiled = theano.function(inputs, function(*inputs, **kwargs))
+    return compiled(*[floatx(a) for a in arrays])
+
+
+def test_gaussian_log_densities_match_scipy():
+    reference = scipy.stats.norm.logpdf(X, MU, STD)
+    np.testing.assert_allclose(evaluate(D.log_normal, X, MU, STD),
+                               reference, rtol=RTOL)
+    np.testing.assert_allclose(evaluate(D.log_normal1, X, MU, STD ** 2),
+                               reference, rtol=RTOL)
+    np.testing.assert_allclose(
+        evaluate(D.log_normal2, X, MU, np.log(STD ** 2)), reference,
+        rtol=RTOL)
+    np.testing.assert_allclose(evaluate(D.log_stdnormal, X),
+                               scipy.stats.norm.logpdf(X), rtol=RTOL)
+
+
+def test_eps_keeps_degenerate_gaussians_finite():
+    zeros = np.zeros_like(X)
+    for function, spread in ((D.log_normal, zeros), (D.log_normal1, zeros)):
+        assert np.all(np.isfinite(evaluate(function, X, MU, spread,
+                                           eps=1e-6)))
+    huge_negative_log_var = np.full_like(X, -200.0)
+    assert np.all(np.isfinite(evaluate(D.log_normal2, X, MU,
+                                       huge_negative_log_var, eps=1e-6)))
+
+
+def test_log_bernoulli_matches_scipy_and_clips():
+    p = scipy.special.expit(rng.randn(6, 5))
+    x = (rng.rand(6, 5) < 0.5).astype(float)
+    np.testing.assert_allclose(evaluate(D.log_bernoulli, x, p),
+                               scipy.stats.bernoulli.logpmf(x, p), rtol=RTOL)
+    certain = np.ones_like(p)
+    clipped = evaluate(D.log_bernoulli, 1 - x, certain, eps=1e-6)
+    assert np.all(np.isfinite(clipped))
+    np.testing.assert_allclose(clipped[x == 1], np.log(1e-6), rtol=1e-3)
+
+
+def test_log_multinomial_with_labels_and_one_hot():
+    logits = rng.randn(7, 4)
+    p = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    labels = rng.randint(0, 4, size=7)
+    reference = np.array([scipy.stats.multinomial.logpmf(np.eye(4)[k], 1, row)
+                          for k, row in zip(labels, p)])
+    pv, lv = T.matrix(), T.ivector()
+    by_label = theano.function([pv, lv], D.log_multinomial(lv, pv))
+    np.testing.assert_allclose(by_label(floatx(p), labels.astype('int32')),
+                               reference, rtol=RTOL)
+    np.testing.assert_allclose(
+        evaluate(lambda x, q: D.log_multinomial(x, q), np.eye(4)[labels], p),
+        reference, rtol=RTOL)
+
+
+def gaussian_kl(mean1, std1, mean2, std2):
+    """KL between univariate Gaussians by numerical integration."""
+    grid = np.linspace(mean1 - 12 * std1, mean1 + 12 * std1, 20001)
+    q = scipy.stats.norm.pdf(grid, mean1, std1)
+    log_ratio = (scipy.stats.norm.logpdf(grid, mean1, std1) -
+                 scipy.stats.norm.logpdf(grid, mean2, std2))
+    return scipy.integrate.trapezoid(q * log_ratio, grid)
+
+
+def test_kl_terms_match_numerical_integration():
+    integrated = np.vectorize(gaussian_kl)(MU, STD, MU2, STD2)
+    integrated_std = np.vectorize(gaussian_kl)(MU, STD, 0.0, 1.0)
+    var, var2 = STD ** 2, STD2 ** 2
+    np.testing.assert_allclose(
+        evaluate(D.kl_normal1_normal1, MU, var, MU2, var2), integrated,
+        rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        evaluate(D.kl_normal2_normal2, MU, np.log(var), MU2, np.log(var2)),
+        integrated, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(evaluate(D.kl_normal1_stdnormal, MU, var),
+                               integrated_std, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        evaluate(D.kl_normal2_stdnormal, MU, np.log(var)), integrated_std,
+        rtol=1e-6, atol=1e-6)
+
+
+def test_kl_equals_monte_carlo_estimate():
+    mean, std, mean2, std2 = 0.3, 0.7, -0.5, 1.6
+    samples = np.random.RandomState(0).normal(mean, std, size=400000)
+    log_ratio = (scipy.stats.norm.logpdf(samples, mean, std) -
+                 scipy.stats.norm.logpdf(samples, mean2, std2))
+    estimate, stderr = log_ratio.mean(), log_ratio.std() / np.sqrt(400000)
+    kl = evaluate(D.kl_normal1_normal1, [[mean]], [[std ** 2]], [[mean2]],
+                  [[std2 ** 2]])[0, 0]
+    assert abs(kl - estimate) < 4 * stderr
+
+
+@pytest.mark.parametrize('eps', [1e-6])
+def test_kl_eps_keeps_zero_variance_finite(eps):
+    zeros = np.zeros_like(MU)
+    assert np.all(np.isfinite(evaluate(D.kl_normal1_stdnormal, MU, zeros,
+                                       eps=eps)))
+    assert np.all(np.isfinite(evaluate(D.kl_normal1_normal1, MU, zeros, MU2,
+                                       zeros, eps=eps)))
