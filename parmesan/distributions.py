@@ -14,7 +14,9 @@ import theano.tensor as T
 __all__ = ['log_normal', 'log_normal1', 'log_normal2', 'log_stdnormal',
            'log_bernoulli', 'log_multinomial',
            'kl_normal1_stdnormal', 'kl_normal2_stdnormal',
-           'kl_normal1_normal1', 'kl_normal2_normal2']
+           'kl_normal1_normal1', 'kl_normal2_normal2',
+           'log_concrete', 'kl_categorical_uniform',
+           'kl_categorical_logits_uniform']
 
 #: log of the standard normal density's normalising constant, -log(2 pi)/2.
 C = -0.5 * math.log(2 * math.pi)
@@ -196,3 +198,112 @@ def kl_normal2_normal2(mean1, log_var1, mean2, log_var2, eps=0.0):
     return (0.5 * (log_var2 - log_var1)
             + (T.exp(log_var1) + (mean1 - mean2) ** 2)
             / (2.0 * T.exp(log_var2) + eps) - 0.5)
+
+
+def _log_softmax(x):
+    """log softmax over the last axis, shifted by the max to avoid overflow."""
+    shifted = x - T.max(x, axis=-1, keepdims=True)
+    return shifted - T.log(T.sum(T.exp(shifted), axis=-1, keepdims=True))
+
+
+def log_concrete(y, logits, temperature, eps=0.0):
+    """Log-density of the Concrete (relaxed one-hot categorical) distribution.
+
+    The density of ``y = softmax((logits + g) / temperature)`` with standard
+    Gumbel noise ``g``, i.e. of a :class:`GumbelSoftmaxSampleLayer` sample,
+    with respect to Lebesgue measure on the first K - 1 coordinates of the
+    simplex (Maddison et al. 2016, eq. 2):
+
+    ``log (K-1)! + (K-1) log t + sum_k [logits_k - (t+1) log y_k]
+    - K logsumexp_k(logits_k - t log y_k)``,
+
+    computed as ``log (K-1)! + (K-1) log t + sum_k log_softmax(a)_k
+    - sum_k log y_k`` with ``a = logits - t log y``, which never exponentiates
+    anything larger than 1.
+
+    Unlike the element-wise functions above, this one reduces over the last
+    (category) axis.
+
+    Parameters
+    ----------
+    y : Theano tensor (..., K)
+        Points of the simplex (rows summing to 1).
+    logits : Theano tensor (..., K)
+        Unnormalised log-probabilities, broadcastable against `y`. For
+        batch-major layer samples repeat them to match:
+        ``T.repeat(logits, eq_samples * iw_samples, axis=0)``.
+    temperature : float or Theano scalar
+        The temperature t > 0 the samples were drawn with.
+    eps : float
+        `y` is clipped below at eps before the log; entries of low-temperature
+        float32 samples underflow to 0, so use e.g. 1e-30 there.
+
+    Returns
+    -------
+    Theano tensor (...): one log-density per row.
+
+    Example
+    -------
+    >>> l_y = GumbelSoftmaxSampleLayer(l_logits, 0.5, iw_samples=5)
+    >>> y, logits = get_output([l_y, l_logits])
+    >>> log_qy = log_concrete(y, T.repeat(logits, 5, axis=0), 0.5, eps=1e-30)
+    """
+    log_y = T.log(T.clip(y, eps, 1.0)) if eps else T.log(y)
+    temperature = T.cast(temperature, log_y.dtype)
+    num_categories = T.cast(y.shape[-1], log_y.dtype)
+    scores = logits - temperature * log_y
+    return (T.gammaln(num_categories)
+            + (num_categories - 1) * T.log(temperature)
+            + T.sum(_log_softmax(scores), axis=-1)
+            - T.sum(log_y, axis=-1))
+
+
+def kl_categorical_uniform(probs):
+    """KL(Categorical(probs) || Uniform(K)) = sum_k p_k log p_k + log K.
+
+    Reduces over the last (category) axis. Zero probabilities contribute 0,
+    to the value and to the gradient, so no eps is needed.
+
+    Parameters
+    ----------
+    probs : Theano tensor (..., K)
+        Class probabilities, rows summing to 1.
+
+    Returns
+    -------
+    Theano tensor (...): one KL per row.
+
+    Example
+    -------
+    >>> kl_y = kl_categorical_uniform(T.nnet.softmax(logits))
+    """
+    num_categories = T.cast(probs.shape[-1], probs.dtype)
+    # Take the log of 1 where p = 0: switching after the log would still
+    # give 0 * log 0 = nan in the gradient.
+    safe = T.switch(T.gt(probs, 0), probs, 1)
+    return T.sum(probs * T.log(safe), axis=-1) + T.log(num_categories)
+
+
+def kl_categorical_logits_uniform(logits):
+    """KL(Categorical(softmax(logits)) || Uniform(K)), from the logits.
+
+    Stable for any logits: uses log_softmax rather than log(softmax), so a
+    probability that underflows to 0 still contributes its (vanishing) term
+    without producing nan.
+
+    Parameters
+    ----------
+    logits : Theano tensor (..., K)
+        Unnormalised log-probabilities.
+
+    Returns
+    -------
+    Theano tensor (...): one KL per row.
+
+    Example
+    -------
+    >>> kl_y = kl_categorical_logits_uniform(logits).sum()
+    """
+    log_p = _log_softmax(logits)
+    num_categories = T.cast(logits.shape[-1], log_p.dtype)
+    return T.sum(T.exp(log_p) * log_p, axis=-1) + T.log(num_categories)

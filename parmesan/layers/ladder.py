@@ -4,7 +4,7 @@ import theano.tensor as T
 from lasagne import init, nonlinearities
 from lasagne.layers import MergeLayer
 
-__all__ = ['DecoderNormalizeLayer', 'DenoiseLayer']
+__all__ = ['DecoderNormalizeLayer', 'DenoiseLayer', 'GaussianDenoiseLayer']
 
 
 class DecoderNormalizeLayer(MergeLayer):
@@ -56,7 +56,35 @@ class DecoderNormalizeLayer(MergeLayer):
         return (x - mean) / T.sqrt(var + self.epsilon)
 
 
-class DenoiseLayer(MergeLayer):
+class _PerUnitCombinator(MergeLayer):
+    """Shared base of the ladder combinators g(u, z).
+
+    Merges the top-down signal `u_net` and the lateral signal `z_net`, whose
+    last axes must have the same, known number of units, and creates one
+    trainable vector of that length per entry of the class attribute
+    ``_INITIAL`` (name -> constant initial value), in the dict's order, as an
+    attribute of that name. The output has the shape of `z_net`.
+    """
+
+    _INITIAL = {}
+
+    def __init__(self, u_net, z_net, **kwargs):
+        super(_PerUnitCombinator, self).__init__([u_net, z_net], **kwargs)
+        u_shape, z_shape = self.input_shapes
+        if None in (u_shape[-1], z_shape[-1]) or u_shape[-1] != z_shape[-1]:
+            raise ValueError('%s: u_net and z_net need the same known number '
+                             'of units in the last axis, got shapes %s and %s'
+                             % (type(self).__name__, u_shape, z_shape))
+        num_units = z_shape[-1]
+        for name, value in self._INITIAL.items():
+            setattr(self, name, self.add_param(init.Constant(value),
+                                               (num_units,), name))
+
+    def get_output_shape_for(self, input_shapes):
+        return input_shapes[1]
+
+
+class DenoiseLayer(_PerUnitCombinator):
     """The ladder network's per-unit denoising combinator g(u, z).
 
     z_hat = a1 + a2 z + a3 u + a4 z u + b1 nonlinearity(c1 + c2 z + c3 u +
@@ -86,20 +114,8 @@ class DenoiseLayer(MergeLayer):
 
     def __init__(self, u_net, z_net, nonlinearity=nonlinearities.sigmoid,
                  **kwargs):
-        super(DenoiseLayer, self).__init__([u_net, z_net], **kwargs)
-        u_shape, z_shape = self.input_shapes
-        if None in (u_shape[-1], z_shape[-1]) or u_shape[-1] != z_shape[-1]:
-            raise ValueError('%s: u_net and z_net need the same known number '
-                             'of units in the last axis, got shapes %s and %s'
-                             % (type(self).__name__, u_shape, z_shape))
+        super(DenoiseLayer, self).__init__(u_net, z_net, **kwargs)
         self.nonlinearity = nonlinearity
-        num_units = z_shape[-1]
-        for name, value in sorted(self._INITIAL.items()):
-            setattr(self, name, self.add_param(init.Constant(value),
-                                               (num_units,), name))
-
-    def get_output_shape_for(self, input_shapes):
-        return input_shapes[1]
 
     def get_output_for(self, inputs, **kwargs):
         u, z = inputs
@@ -107,3 +123,53 @@ class DenoiseLayer(MergeLayer):
         linear = self.a1 + self.a2 * z + self.a3 * u + self.a4 * zu
         gate = self.c1 + self.c2 * z + self.c3 * u + self.c4 * zu
         return linear + self.b1 * self.nonlinearity(gate)
+
+
+class GaussianDenoiseLayer(_PerUnitCombinator):
+    """The ladder network's Gaussian ("gauss") denoising combinator g(u, z).
+
+    Rasmus et al. (2015), "Semi-Supervised Learning with Ladder Networks",
+    the combinator behind their 1.06 % result on MNIST with 100 labels. For
+    a Gaussian latent with Gaussian corruption the optimal denoiser is linear
+    in the noisy z, with a mean and a weight that depend on the top-down
+    signal u::
+
+        mu(u) = a1 sigmoid(a2 u + a3) + a4 u + a5
+        v(u)  = a6 sigmoid(a7 u + a8) + a9 u + a10
+        z_hat = (z - mu(u)) v(u) + mu(u)
+
+    with one parameter of each kind per unit (all trainable). As in the
+    authors' code (CuriousAI/ladder, ``ladder.py``, g type ``'gauss'``),
+    a2 = a7 = 1 and all others are 0 initially. Then mu = v = 0, so z_hat
+    starts as 0 for any u and z (unlike :class:`DenoiseLayer`, which starts
+    as the identity in z). The gradients with respect to a1, a4, a5, a6, a9
+    and a10 are not zero there, so training moves away from it; those with
+    respect to a2, a3, a7 and a8 stay zero until a1 and a6 do not.
+
+    Parameters
+    ----------
+    u_net : Layer
+        The top-down signal u, shape (batch, units) (in the ladder network,
+        batch-normalised).
+    z_net : Layer
+        The lateral (noisy) signal z, same shape. The last axes of `u_net`
+        and `z_net` must have the same, known number of units.
+
+    Returns
+    -------
+    A layer with the shape of `z_net`.
+
+    Example
+    -------
+    >>> l_zhat = GaussianDenoiseLayer(l_u, l_z_noisy)
+    """
+
+    _INITIAL = {'a1': 0., 'a2': 1., 'a3': 0., 'a4': 0., 'a5': 0.,
+                'a6': 0., 'a7': 1., 'a8': 0., 'a9': 0., 'a10': 0.}
+
+    def get_output_for(self, inputs, **kwargs):
+        u, z = inputs
+        sigmoid = nonlinearities.sigmoid
+        mu = self.a1 * sigmoid(self.a2 * u + self.a3) + self.a4 * u + self.a5
+        v = self.a6 * sigmoid(self.a7 * u + self.a8) + self.a9 * u + self.a10
+        return (z - mu) * v + mu

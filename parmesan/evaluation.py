@@ -1,0 +1,108 @@
+"""Evaluation shared by the trainers: the importance-sampled test
+log-likelihood in memory-bounded chunks, active units, and batch-norm
+statistics collection."""
+import numpy as np
+import scipy.special
+
+from .training import iterate_minibatches, progress
+
+__all__ = ['importance_sampled_log_likelihood', 'active_units',
+           'collect_statistics']
+
+
+def importance_sampled_log_likelihood(log_weights, x, num_samples=5000,
+                                      max_rows=25000, show_progress=True):
+    """Estimate log p(x) per example with `num_samples` importance samples.
+
+    log p(x) ~= log (1/k) sum_i p(x, z_i) / q(z_i | x), z_i ~ q(z | x),
+    the bound L_k of Burda et al. (2015); it rises toward log p(x) as k
+    grows. The k samples of an example are drawn in chunks so that one call
+    of `log_weights` never handles more than `max_rows` samples, which
+    bounds memory whatever k is.
+
+    Parameters
+    ----------
+    log_weights : callable(x_batch, iw) -> array (len(x_batch) * iw,)
+        Per-sample log-weights in Parmesan's batch-major layout with one
+        Monte-Carlo sample (eq = 1), e.g. a compiled Theano function of the
+        model's importance weights.
+    x : array (N, D)
+    num_samples : int
+        k, the importance samples per example.
+    max_rows : int
+        The most samples evaluated in one call.
+    show_progress : bool
+
+    Returns
+    -------
+    array (N,): L_k for each example.
+
+    Example
+    -------
+    >>> ll = importance_sampled_log_likelihood(f_log_w, x_test, 5000)
+    >>> print('test LL %.2f' % ll.mean())
+    """
+    if num_samples < 1 or max_rows < 1:
+        raise ValueError('num_samples and max_rows must be at least 1, got '
+                         '%r and %r' % (num_samples, max_rows))
+    chunk = min(num_samples, max_rows)
+    batch_size = max(1, max_rows // chunk)
+    chunks = [chunk] * (num_samples // chunk)
+    if num_samples % chunk:
+        chunks.append(num_samples % chunk)
+    result = np.empty(len(x))
+    batches = list(iterate_minibatches(len(x), batch_size))
+    for rows in progress(batches, len(batches), 'L_%d' % num_samples,
+                         min_seconds=2.0 if show_progress else np.inf):
+        partial = [scipy.special.logsumexp(
+            np.asarray(log_weights(x[rows], size), dtype=np.float64)
+            .reshape(len(rows), size), axis=1) for size in chunks]
+        result[rows] = scipy.special.logsumexp(partial, axis=0) - \
+            np.log(num_samples)
+    return result
+
+
+def active_units(posterior_mean, x, threshold=0.01, batch_size=1000):
+    """Count latent units whose posterior mean varies with x.
+
+    Burda et al. (2015) call unit u active if Cov_x(E_q[z_u | x]) > 0.01.
+
+    Parameters
+    ----------
+    posterior_mean : callable(x_batch) -> array (batch, num_latent)
+    x : array (N, D)
+    threshold : float
+    batch_size : int
+
+    Returns
+    -------
+    (int, array): the number of active units and every unit's variance.
+
+    Example
+    -------
+    >>> count, variances = active_units(f_mu, x_test)
+    """
+    means = np.concatenate([posterior_mean(x[rows]) for rows in
+                            iterate_minibatches(len(x), batch_size)])
+    variances = means.var(axis=0)
+    return int(np.sum(variances > threshold)), variances
+
+
+def collect_statistics(collect, x, normalize_layers, batch_size=1000):
+    """Fill the stored statistics of batch-normalisation layers from `x`.
+
+    Parameters
+    ----------
+    collect : callable(x_batch)
+        A compiled function of the model's output with ``collect=True``.
+    x : array (N, D)
+    normalize_layers : list of :class:`parmesan.layers.NormalizeLayer`
+        Layers in 'running_average' mode are reset first, so the result is
+        the average over `x` in batches of `batch_size`.
+    batch_size : int
+    """
+    for layer in normalize_layers:
+        if layer.alpha == 'running_average':
+            layer.reset_stats()
+    for rows in iterate_minibatches(len(x), batch_size):
+        collect(x[rows])
