@@ -182,7 +182,8 @@ def test_straight_through_is_one_hot_with_the_soft_gradient(build):
     rng = np.random.RandomState(2)
     values = evaluate(*[floatx(rng.randn(6, dim)) for _ in inputs])
     soft_out, hard_out = values[:2]
-    soft_grads, hard_grads = values[2:2 + len(inputs)], values[2 + len(inputs):]
+    soft_grads = values[2:2 + len(inputs)]
+    hard_grads = values[2 + len(inputs):]
     # At temperature 1, argmax(y_soft) is the argmax of the softmax's input.
     np.testing.assert_array_equal(hard_out,
                                   one_hot(soft_out.argmax(axis=1), dim))
@@ -210,12 +211,20 @@ def test_gumbel_samples_follow_the_concrete_distribution():
     density = theano.function([y_var, l_var], T.exp(log_concrete(
         y_var, l_var, tau)))
 
-    def pdf(t):
-        return density(floatx([[t, 1 - t]]), floatx(logits[None]))[0]
+    def pdf_of_logit(s):
+        # Integrate over s = logit(y_1), dy_1 = y_1 (1 - y_1) ds, which takes
+        # away the density's singularities at 0 and 1.
+        t, one_minus_t = scipy.special.expit([s, -s])
+        if t * one_minus_t < 1e-30:
+            return 0.0  # far in a tail that decays like exp(-tau |s|)
+        return density(floatx([[t, one_minus_t]]),
+                       floatx(logits[None]))[0] * t * one_minus_t
 
     edges = np.linspace(0, 1, 21)
-    expected = np.array([scipy.integrate.quad(pdf, a, b)[0]
-                         for a, b in zip(edges[:-1], edges[1:])])
+    with np.errstate(divide='ignore'):
+        logit_edges = scipy.special.logit(edges)
+    expected = np.array([scipy.integrate.quad(pdf_of_logit, a, b)[0]
+                         for a, b in zip(logit_edges[:-1], logit_edges[1:])])
     np.testing.assert_allclose(expected.sum(), 1.0, rtol=1e-3)
     observed = np.histogram(y1, edges)[0]
     chi2 = np.sum((observed - len(y1) * expected) ** 2 /

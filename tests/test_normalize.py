@@ -61,13 +61,15 @@ def test_single_pass_collection_stores_the_whole_set_statistics():
         rtol=RTOL * 10)
 
 
-def test_running_average_over_equal_batches_equals_whole_set_statistics():
+@pytest.mark.parametrize('split', [[15, 30, 45], [7, 8, 50]])
+def test_running_average_over_batches_equals_whole_set_statistics(split):
     layer = NormalizeLayer(InputLayer((None, 4)), alpha='running_average')
     collect_in_batches(layer, [rng.randn(15, 4) * 100])  # stale statistics
     layer.reset_stats()
-    mean, var, _ = collect_in_batches(layer, np.split(DATA, 4))
+    mean, var, _ = collect_in_batches(layer, np.split(DATA, split))
     np.testing.assert_allclose(mean, DATA.mean(0), rtol=RTOL)
     np.testing.assert_allclose(var, DATA.var(0), rtol=RTOL * 10)
+    assert layer.num_collected.get_value() == len(DATA)
 
 
 def test_exponential_moving_average_with_float_alpha():

@@ -62,10 +62,11 @@ class NormalizeLayer(Layer):
 
     * ``'single_pass'``: overwrite; call once with the whole training set
       as one batch.
-    * ``'running_average'``: the exact average over all collection calls
-      since :meth:`reset_stats`, of the batch means and of the second
-      moments, so that with equal batch sizes the stored statistics equal
-      those of the whole set. For data sets too large for one batch.
+    * ``'running_average'``: the average over all rows seen by collection
+      calls since :meth:`reset_stats` (batch means and second moments
+      weighted by batch size), so the stored statistics equal those of the
+      whole set however it was split. For data sets too large for one
+      batch.
     * a float in (0, 1]: exponential moving average with weight `alpha` on
       the newest batch.
 
@@ -142,26 +143,35 @@ class NormalizeLayer(Layer):
             return [input_shape, stat_shape, stat_shape]
         return input_shape
 
-    def _batch_stats(self, input):
-        rows = input if self.stat_indices is None else \
+    def _statistic_rows(self, input):
+        return input if self.stat_indices is None else \
             input[self.stat_indices]
+
+    def _batch_stats(self, input):
+        rows = self._statistic_rows(input)
         return rows.mean(self.axes), rows.var(self.axes)
 
-    def _collected(self, batch_mean, batch_var):
-        """New stored statistics after one collection call."""
+    def _collected(self, input):
+        """New stored statistics and count after one collection call."""
+        batch_mean, batch_var = self._batch_stats(input)
+        rows = self._statistic_rows(input)
+        # Values averaged per feature: the count of rows along all
+        # normalised axes.
+        batch_count = T.prod([rows.shape[a] for a in self.axes]).astype(
+            self.num_collected.dtype)
+        count = self.num_collected + batch_count
         if self.alpha == 'single_pass':
-            return batch_mean, batch_var, self.num_collected + 1
+            return batch_mean, batch_var, batch_count
         if self.alpha == 'running_average':
-            count = self.num_collected
-            weight = 1.0 / (count + 1)
+            weight = batch_count / count
             mean = self.mean + weight * (batch_mean - self.mean)
             second_moment = self.var + self.mean ** 2
             second_moment += weight * (batch_var + batch_mean ** 2 -
                                        second_moment)
-            return mean, second_moment - mean ** 2, count + 1
+            return mean, second_moment - mean ** 2, count
         mean = (1 - self.alpha) * self.mean + self.alpha * batch_mean
         var = (1 - self.alpha) * self.var + self.alpha * batch_var
-        return mean, var, self.num_collected + 1
+        return mean, var, count
 
     def get_output_for(self, input, deterministic=False, collect=False,
                        **kwargs):
@@ -170,8 +180,7 @@ class NormalizeLayer(Layer):
         else:
             mean, var = self._batch_stats(input)
         if collect:
-            batch_mean, batch_var = self._batch_stats(input)
-            new_values = self._collected(batch_mean, batch_var)
+            new_values = self._collected(input)
             anchor = 0
             for param, new_value in zip(
                     (self.mean, self.var, self.num_collected), new_values):
