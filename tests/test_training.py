@@ -121,7 +121,8 @@ def test_checkpoint_of_another_model_is_refused(tmp_path):
 
 TINY = ['-train_subset', '200', '-nhidden', '16', '-nlatent', '4',
         '-batch_size', '50', '-iw_samples', '2', '-eval_epoch', '100',
-        '-final_iw', '3', '-checkpoint_every', '1', '--seed', '5']
+        '-eval_iw', '3', '-eval_subset', '50', '-final_iw', '3',
+        '-checkpoint_every', '1', '--seed', '5']
 
 
 def checkpoint_arrays(folder):
