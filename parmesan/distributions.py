@@ -12,7 +12,7 @@ import math
 import theano.tensor as T
 
 __all__ = ['log_normal', 'log_normal1', 'log_normal2', 'log_stdnormal',
-           'log_bernoulli', 'log_multinomial',
+           'log_bernoulli', 'log_bernoulli_logits', 'log_multinomial',
            'kl_normal1_stdnormal', 'kl_normal2_stdnormal',
            'kl_normal1_normal1', 'kl_normal2_normal2',
            'log_concrete', 'kl_categorical_uniform',
@@ -115,6 +115,40 @@ def log_bernoulli(x, p, eps=0.0):
     """
     p = T.clip(p, eps, 1.0 - eps)
     return -T.nnet.binary_crossentropy(p, x)
+
+
+def log_bernoulli_logits(x, logits, eps=0.0):
+    """Log-probability of binary (or [0, 1]-valued) `x` under
+    Bernoulli(sigmoid(logits)), computed from the logits.
+
+    ``x * l - softplus(l)`` is exact and finite for any logit, also in
+    float32, and much cheaper than :func:`log_bernoulli` of the
+    probabilities: one exp and one log1p per element, which vectorise, where
+    the probability form needs a sigmoid, a clip and two logs.
+
+    Parameters
+    ----------
+    x : Theano tensor, values in [0, 1]
+    logits : Theano tensor, the argument of the sigmoid
+    eps : float
+        If positive, the logits are clipped to +-log((1 - eps) / eps), which
+        is exactly ``log_bernoulli(x, sigmoid(logits), eps)``: the same
+        values (more precisely computed) and the same zero gradient beyond
+        the clip.
+
+    Returns
+    -------
+    Theano tensor: x log p + (1 - x) log(1 - p), p = sigmoid(logits),
+    element-wise.
+
+    Example
+    -------
+    >>> log_px = log_bernoulli_logits(x, logits).sum(axis=-1)
+    """
+    if eps > 0:
+        bound = math.log((1.0 - eps) / eps)
+        logits = T.clip(logits, -bound, bound)
+    return x * logits - T.nnet.softplus(logits)
 
 
 def log_multinomial(x, p, eps=0.0):

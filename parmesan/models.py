@@ -8,8 +8,8 @@ import theano.tensor as T
 from lasagne.layers import (DenseLayer, InputLayer, NonlinearityLayer,
                             get_all_layers, get_all_params, get_output)
 
-from .distributions import (kl_normal2_stdnormal, log_bernoulli, log_normal2,
-                            log_stdnormal)
+from .distributions import (kl_normal2_stdnormal, log_bernoulli_logits,
+                            log_normal2, log_stdnormal)
 from .layers import (InverseAutoregressiveFlowLayer, ListIndexLayer,
                      NormalizeLayer, NormalizingPlanarFlowLayer,
                      NormalizingRadialFlowLayer, SampleLayer,
@@ -65,7 +65,11 @@ class VariationalAutoencoder(object):
     iaf_hidden : int
         Hidden units of each IAF step's autoregressive network.
     bernoulli_eps : float
-        Clip of the decoder's probabilities (float32 needs 1e-6).
+        Clip of the decoder's probabilities to [eps, 1 - eps] (float32
+        needs 1e-6; 0 for none). The log-likelihood is computed from the
+        decoder's logits (:func:`parmesan.distributions.log_bernoulli_logits`),
+        which gives the clipped probabilities' values and gradients at a
+        fraction of the cost.
 
     Example
     -------
@@ -105,8 +109,11 @@ class VariationalAutoencoder(object):
         for units in reversed(hidden_units):
             layer = dense_block(layer, units, nonlinearity_decoder,
                                 batch_norm)
-        self.l_x_mu = DenseLayer(layer, num_features,
-                                 nonlinearity=lasagne.nonlinearities.sigmoid)
+        # The likelihood is computed from the logits: exact, and far
+        # cheaper than clipping the probabilities and taking two logs.
+        self.l_x_logits = DenseLayer(layer, num_features, nonlinearity=None)
+        self.l_x_mu = NonlinearityLayer(self.l_x_logits,
+                                        lasagne.nonlinearities.sigmoid)
 
     @property
     def output_layers(self):
@@ -133,9 +140,9 @@ class VariationalAutoencoder(object):
         kl_analytic (batch,).
         """
         layers = [self.l_z0, self.l_z, self.l_mu, self.l_log_var,
-                  self.l_x_mu] + self.l_logdets
+                  self.l_x_logits] + self.l_logdets
         outputs = get_output(layers, **kwargs)
-        z0, zk, mu, log_var, x_mu = outputs[:5]
+        z0, zk, mu, log_var, x_logits = outputs[:5]
         logdets = outputs[5:]
         per_sample = (self.x.shape[0], self.eq, self.iw, -1)
         per_example = lambda v: v.dimshuffle(0, 'x', 'x', 1)  # noqa: E731
@@ -144,8 +151,8 @@ class VariationalAutoencoder(object):
         for logdet in logdets:
             log_qz -= logdet.reshape(per_sample[:3])
         terms = OrderedDict()
-        terms['log_px_z'] = log_bernoulli(
-            per_example(self.x), x_mu.reshape(per_sample),
+        terms['log_px_z'] = log_bernoulli_logits(
+            per_example(self.x), x_logits.reshape(per_sample),
             eps=self.bernoulli_eps).sum(-1)
         terms['log_pz'] = log_stdnormal(zk.reshape(per_sample)).sum(-1)
         terms['log_qz'] = log_qz

@@ -57,6 +57,29 @@ def test_log_bernoulli_matches_scipy_and_clips():
     np.testing.assert_allclose(clipped[x == 1], np.log(1e-6), rtol=1e-3)
 
 
+def test_log_bernoulli_logits_matches_scipy_far_into_the_tails():
+    local = np.random.RandomState(5)
+    logits = local.randn(6, 5) * 3
+    logits[0, :] = [-60.0, -30.0, 30.0, 60.0, 0.0]  # sigmoid saturates here
+    x = (local.rand(6, 5) < 0.5).astype(float)
+    # log p(x) = -log(1 + exp(-l)) for x = 1, -log(1 + exp(l)) for x = 0
+    reference = -np.logaddexp(0, np.where(x == 1, -logits, logits))
+    # x l - softplus(l) loses the relative precision of log p near 0 (an
+    # absolute 1e-13 at l = 30, 2e-7 in float32), irrelevant for a
+    # log-likelihood
+    atol = 1e-12 if theano.config.floatX == 'float64' else 1e-6
+    np.testing.assert_allclose(evaluate(D.log_bernoulli_logits, x, logits),
+                               reference, rtol=RTOL, atol=atol)
+    np.testing.assert_allclose(
+        reference[1:], scipy.stats.bernoulli.logpmf(
+            x, scipy.special.expit(logits))[1:], rtol=1e-10)
+    bound = np.log((1 - 1e-6) / 1e-6)
+    np.testing.assert_allclose(
+        evaluate(D.log_bernoulli_logits, x, logits, eps=1e-6),
+        -np.logaddexp(0, np.clip(np.where(x == 1, -logits, logits),
+                                 -bound, bound)), rtol=RTOL, atol=atol)
+
+
 def test_log_multinomial_with_labels_and_one_hot():
     logits = rng.randn(7, 4)
     p = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
