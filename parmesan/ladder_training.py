@@ -33,22 +33,20 @@ import numpy as np
 import lasagne
 import theano
 import theano.tensor as T
-from lasagne.layers import (DenseLayer, InputLayer, Layer, NonlinearityLayer,
+from lasagne.layers import (DenseLayer, InputLayer, NonlinearityLayer,
                             get_all_params, get_output)
-from theano.sandbox.rng_mrg import MRG_RandomStreams
 
 from . import datasets
 from .evaluation import collect_statistics
 from .layers import (DecoderNormalizeLayer, DenoiseLayer,
-                     GaussianDenoiseLayer, ListIndexLayer, NormalizeLayer,
-                     ScaleAndShiftLayer)
-from .layers.sample import draw_seed
+                     GaussianCorruptionLayer, GaussianDenoiseLayer,
+                     ListIndexLayer, NormalizeLayer, ScaleAndShiftLayer)
 from .plotting import plot_history
 from .training import (adam_with_clipping, check_finite, fit,
                        iterate_minibatches, progress)
 
 __all__ = ['COMBINATORS', 'NONLINEARITIES', 'PAPER_TEST_ERROR',
-           'FanInNormal', 'GaussianCorruptionLayer', 'LadderNetwork',
+           'FanInNormal', 'LadderNetwork',
            'linear_decay_schedule', 'semi_supervised_batches',
            'select_labelled', 'ladder_argument_parser', 'load_data', 'run']
 
@@ -89,52 +87,6 @@ class FanInNormal(lasagne.init.Initializer):
     def sample(self, shape):
         weights = lasagne.random.get_rng().normal(0., 1., shape)
         return lasagne.utils.floatX(weights / np.sqrt(shape[0]))
-
-
-class GaussianCorruptionLayer(Layer):
-    """Adds N(0, std**2) noise, except in the clean path.
-
-    ``get_output(..., clean=True)`` or ``deterministic=True`` passes the input
-    through unchanged, so one layer graph yields both the corrupted and the
-    clean encoder of a ladder network with shared parameters. (Lasagne's
-    GaussianNoiseLayer switches off only with ``deterministic=True``, which
-    would also switch batch normalisation to its stored statistics.)
-
-    Parameters
-    ----------
-    incoming : Layer
-    std : float
-        Standard deviation of the noise; 0 adds none.
-    seed : int, optional
-        Seed of the noise stream; by default drawn from Lasagne's random
-        generator.
-
-    Returns
-    -------
-    A layer with the shape of its input.
-
-    Example
-    -------
-    >>> l_noisy = GaussianCorruptionLayer(l_in, 0.3)
-    >>> corrupted = get_output(l_noisy)
-    >>> clean = get_output(l_noisy, clean=True)
-    """
-
-    def __init__(self, incoming, std, seed=None, **kwargs):
-        super(GaussianCorruptionLayer, self).__init__(incoming, **kwargs)
-        if std < 0:
-            raise ValueError('GaussianCorruptionLayer: std must be >= 0, got '
-                             '%r' % (std,))
-        self.std = std
-        self._srng = MRG_RandomStreams(draw_seed(seed))
-
-    def get_output_for(self, input, clean=False, deterministic=False,
-                       **kwargs):
-        if clean or deterministic or self.std == 0:
-            return input
-        noise = self._srng.normal(input.shape, avg=0., std=self.std,
-                                  dtype=input.dtype)
-        return input + noise
 
 
 class LadderNetwork(object):

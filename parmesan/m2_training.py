@@ -84,7 +84,8 @@ from . import datasets
 from .distributions import (kl_categorical_logits_uniform,
                             kl_normal2_stdnormal, log_bernoulli_logits)
 from .evaluation import collect_statistics
-from .layers import (GumbelSoftmaxSampleLayer, LogisticNormalSampleLayer,
+from .layers import (ClipLayer, DropoutCorruptionLayer,
+                     GumbelSoftmaxSampleLayer, LogisticNormalSampleLayer,
                      NormalizeLayer, SampleLayer, ScaleAndShiftLayer)
 from .layers.sample import draw_seed
 from .plotting import plot_history, plot_per_latent, plt, save_image_grid
@@ -92,8 +93,7 @@ from .training import (adam_with_clipping, check_finite, fit,
                        iterate_minibatches, progress)
 from .vae_training import str2bool
 
-__all__ = ['MODELS', 'VAE_SSL_VALID_ACCURACY', 'InferenceDropoutLayer',
-           'ClipLayer', 'maxout_block', 'M2Model', 'annealing_coefficient',
+__all__ = ['MODELS', 'VAE_SSL_VALID_ACCURACY', 'maxout_block', 'M2Model', 'annealing_coefficient',
            'vae_ssl_lr_schedule', 'm2_batches', 'm2_argument_parser', 'run',
            'multiseed_argument_parser', 'run_multiseed', 'summarise_seeds']
 
@@ -124,74 +124,6 @@ LR_FLOOR = 1e-4
 BN_EPSILON = 1e-3
 #: Rows per call when evaluating or collecting statistics.
 EVAL_BATCH = 500
-
-
-class InferenceDropoutLayer(Layer):
-    """Dropout that is off for ``deterministic=True`` *and* ``collect=True``.
-
-    Batch-norm statistics must be collected from the inputs the network sees
-    at evaluation, i.e. without dropout, while the normalisation itself uses
-    batch statistics (``deterministic=False``); Lasagne's DropoutLayer
-    switches off only with ``deterministic``.
-
-    Parameters
-    ----------
-    incoming : Layer
-    p : float
-        Probability of dropping a unit; kept units are scaled by 1 / (1 - p).
-    seed : int, optional
-        Seed of the mask stream; by default drawn from Lasagne's generator.
-
-    Returns
-    -------
-    A layer with the shape of its input.
-
-    Example
-    -------
-    >>> l_drop = InferenceDropoutLayer(InputLayer((None, 784)), p=0.25)
-    """
-
-    def __init__(self, incoming, p=0.25, seed=None, **kwargs):
-        super(InferenceDropoutLayer, self).__init__(incoming, **kwargs)
-        if not 0 <= p < 1:
-            raise ValueError('dropout p must be in [0, 1), got %r' % p)
-        self.p = p
-        self._srng = MRG_RandomStreams(draw_seed(seed))
-
-    def get_output_for(self, input, deterministic=False, collect=False,
-                       **kwargs):
-        if deterministic or collect or self.p == 0:
-            return input
-        retain = 1.0 - self.p
-        mask = self._srng.binomial(input.shape, p=retain, dtype=input.dtype)
-        return input * mask / retain
-
-
-class ClipLayer(Layer):
-    """Clip the input to [-bound, bound] (vae_ssl clips the logits of q(y|x)
-    to +-5 so that log q and the relaxations stay finite).
-
-    Parameters
-    ----------
-    incoming : Layer
-    bound : float or None
-        None passes the input through.
-
-    Example
-    -------
-    >>> l_logits = ClipLayer(DenseLayer(l_h, 10, nonlinearity=None), 5.0)
-    """
-
-    def __init__(self, incoming, bound, **kwargs):
-        super(ClipLayer, self).__init__(incoming, **kwargs)
-        if bound is not None and not bound > 0:
-            raise ValueError('bound must be positive or None, got %r' % bound)
-        self.bound = bound
-
-    def get_output_for(self, input, **kwargs):
-        if self.bound is None:
-            return input
-        return T.clip(input, -self.bound, self.bound)
 
 
 def maxout_block(incoming, num_units, stride=4, batch_norm=True,
@@ -302,7 +234,7 @@ class M2Model(object):
         init = lasagne.init.Uniform(init_range)
 
         self.l_x = InputLayer((None, num_features))
-        self.l_dropout = InferenceDropoutLayer(self.l_x, input_dropout)
+        self.l_dropout = DropoutCorruptionLayer(self.l_x, input_dropout)
         self.l_hx = _stack(self.l_dropout, q_layers, q_hidden, maxout_stride,
                            batch_norm, init)
         layer = _stack(self.l_hx, alpha_layers, q_hidden, maxout_stride,

@@ -1,7 +1,6 @@
 """Model builders that several trainers and the benchmarks share."""
 from collections import OrderedDict
 
-import numpy as np
 import lasagne
 import theano
 import theano.tensor as T

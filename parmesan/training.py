@@ -19,7 +19,6 @@ from collections import OrderedDict
 
 import numpy as np
 import lasagne
-import theano
 import theano.tensor as T
 
 __all__ = ['iterate_minibatches', 'adam_with_clipping', 'constant_schedule',

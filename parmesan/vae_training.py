@@ -9,6 +9,7 @@ import json
 import os
 import sys
 import time
+from collections import OrderedDict
 
 import numpy as np
 import lasagne
@@ -25,7 +26,7 @@ from .training import (adam_with_clipping, burda_schedule, check_finite,
                        step_annealing_schedule)
 
 __all__ = ['NONLINEARITIES', 'str2bool', 'vae_argument_parser',
-           'apply_preset', 'load_data', 'run']
+           'apply_preset', 'load_data', 'run', 'train_and_evaluate']
 
 NONLINEARITIES = {
     'rectify': lasagne.nonlinearities.rectify,
@@ -188,7 +189,6 @@ def run(argv=None, description='Train a VAE / IWAE on MNIST.', defaults=None,
     rng = np.random.RandomState(args.seed)
     lasagne.random.set_rng(np.random.RandomState(args.seed + 1))
     x_train, x_test, binarise_each_epoch = load_data(args)
-    x_eval = x_test[:args.eval_subset] if args.eval_subset else x_test
 
     model = VariationalAutoencoder(
         784, [args.nhidden] * args.nlayers, args.nlatent,
@@ -199,13 +199,67 @@ def run(argv=None, description='Train a VAE / IWAE on MNIST.', defaults=None,
         iaf_hidden=getattr(args, 'iaf_hidden', 200))
     terms = model.terms()
     bound = model.bound(terms, analytic_kl=analytic_kl).mean()
+    results, evaluation, variances = train_and_evaluate(
+        args, argv, model, bound, terms, ('log_px_z', 'log_pz', 'log_qz'),
+        schedule, x_train, x_test, binarise_each_epoch, rng,
+        title=os.path.basename(args.outfolder),
+        reconstruction_title='test images and reconstructions',
+        activity_label='Cov_x E[z_u | x]')
+    save_image_grid(evaluation['decode'](
+        np.random.RandomState(0).randn(100, args.nlatent).astype(
+            theano.config.floatX)),
+        os.path.join(args.outfolder, 'samples.png'), title='samples')
+    plot_per_latent(evaluation['kl_per_unit'](x_test),
+                    os.path.join(args.outfolder, 'latent_kl.png'),
+                    'KL(q(z_u|x) || p(z_u)), nats', title='KL per latent unit')
+    return results
+
+
+def train_and_evaluate(args, argv, model, objective, terms, term_names,
+                       schedule, x_train, x_test, binarise_each_epoch, rng,
+                       title, reconstruction_title, activity_label):
+    """The part of a VAE trainer that does not depend on the model: compile
+    Adam on `objective`, train with :func:`parmesan.training.fit` (logs,
+    checkpoints, resume, NaN guard, deadline), evaluate L_k on the test
+    images, write results.json, curves.png, reconstructions.png and
+    latent_activity.png to ``args.outfolder``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed flags of :func:`vae_argument_parser` (or a parser built on it).
+    argv : list of str
+        The command line, recorded in the log header.
+    model : object
+        With ``x``, ``eq``, ``iw``, ``params()``, ``normalize_layers()`` and
+        ``compile_evaluation()`` returning at least log_weights,
+        posterior_mean, reconstruct and collect, as
+        :class:`parmesan.models.VariationalAutoencoder`.
+    objective : Theano scalar
+        Maximised.
+    terms : dict of Theano tensors
+        The model's per-sample terms; the means of `term_names` are logged
+        as ``train_<name>``.
+    schedule : callable epoch -> learning rate, or None
+    x_train, x_test : float arrays
+    binarise_each_epoch : bool
+        Draw new binary training images (from grey `x_train`) every epoch.
+    rng : numpy.random.RandomState
+        Drives the batches and the binarisation; checkpointed.
+    title, reconstruction_title, activity_label : str
+        Of the plots.
+
+    Returns
+    -------
+    (results dict, compiled evaluation functions, variances of the
+    posterior means per latent unit)
+    """
     learning_rate = theano.shared(lasagne.utils.floatX(args.lr), 'lr')
     updates = adam_with_clipping(
-        -bound, model.params(trainable=True), learning_rate,
+        -objective, model.params(trainable=True), learning_rate,
         epsilon=args.adam_epsilon, max_norm=args.max_norm or None,
         clip_value=args.clip_value or None)
-    monitored = [bound] + [terms[k].mean() for k in
-                           ('log_px_z', 'log_pz', 'log_qz')]
+    monitored = [objective] + [terms[k].mean() for k in term_names]
     print('compiling (a cold Theano cache takes about a minute)...',
           flush=True)
     train = theano.function(
@@ -214,6 +268,8 @@ def run(argv=None, description='Train a VAE / IWAE on MNIST.', defaults=None,
                 (model.iw, np.int32(args.iw_samples))])
     evaluation = model.compile_evaluation()
     normalize_layers = model.normalize_layers()
+    x_eval = x_test[:args.eval_subset] if args.eval_subset else x_test
+    logged = ['train_bound'] + ['train_' + name for name in term_names]
 
     def training_images():
         if binarise_each_epoch:
@@ -224,13 +280,11 @@ def run(argv=None, description='Train a VAE / IWAE on MNIST.', defaults=None,
         images = training_images()
         batches = list(iterate_minibatches(len(images), args.batch_size,
                                            rng))
-        sums = np.zeros(4)
+        sums = np.zeros(len(logged))
         for rows in progress(batches, len(batches), 'epoch %d' % epoch):
             sums += check_finite(np.array(train(images[rows])),
                                  'the training bound in epoch %d' % epoch)
-        means = sums / len(batches)
-        return dict(zip(('train_bound', 'train_log_px_z', 'train_log_pz',
-                         'train_log_qz'), means.tolist()))
+        return OrderedDict(zip(logged, (sums / len(batches)).tolist()))
 
     def prepare_evaluation():
         if normalize_layers:
@@ -240,8 +294,9 @@ def run(argv=None, description='Train a VAE / IWAE on MNIST.', defaults=None,
     def evaluate(epoch, x=x_eval, num_samples=args.eval_iw):
         prepare_evaluation()
         log_weights = evaluation['log_weights']
-        row = {'test_L1': float(np.mean(importance_sampled_log_likelihood(
-            log_weights, x, 1, show_progress=False)))}
+        row = OrderedDict(test_L1=float(np.mean(
+            importance_sampled_log_likelihood(log_weights, x, 1,
+                                              show_progress=False))))
         row['test_L%d' % num_samples] = float(np.mean(
             importance_sampled_log_likelihood(log_weights, x, num_samples)))
         return row
@@ -250,16 +305,15 @@ def run(argv=None, description='Train a VAE / IWAE on MNIST.', defaults=None,
     header = 'command: %s\nsettings: %s' % (
         ' '.join([os.path.basename(sys.argv[0])] + argv),
         json.dumps(vars(args), sort_keys=True))
-    eval_key = 'test_L%d' % args.eval_iw
 
     def plots(history):
-        plot_history(history, ['train_bound', 'test_L1', eval_key],
+        plot_history(history, ['train_bound', 'test_L1',
+                               'test_L%d' % args.eval_iw],
                      os.path.join(args.outfolder, 'curves.png'),
-                     title=os.path.basename(args.outfolder), ylabel='nats')
+                     title=title, ylabel='nats')
 
-    budget_start = time.time()
     deadline = None if args.max_minutes is None else \
-        budget_start + 60 * args.max_minutes
+        time.time() + 60 * args.max_minutes
     history = fit(train_epoch, args.nepochs, args.outfolder,
                   [train] + list(evaluation.values()), rng,
                   learning_rate=learning_rate, schedule=schedule,
@@ -267,7 +321,6 @@ def run(argv=None, description='Train a VAE / IWAE on MNIST.', defaults=None,
                   checkpoint_every=args.checkpoint_every,
                   resume=args.resume, header=header, after_epoch=plots,
                   deadline=deadline)
-    train_seconds = sum(row['seconds'] for row in history)
 
     print('final evaluation: L_%d on all %d test images...'
           % (args.final_iw, len(x_test)), flush=True)
@@ -276,10 +329,9 @@ def run(argv=None, description='Train a VAE / IWAE on MNIST.', defaults=None,
     final_ll = importance_sampled_log_likelihood(
         evaluation['log_weights'], x_test, args.final_iw)
     count, variances = active_units(evaluation['posterior_mean'], x_test)
-    kl_per_unit = evaluation['kl_per_unit'](x_test)
     results = {
         'epochs': history[-1]['epoch'] if history else 0,
-        'train_seconds': round(train_seconds, 1),
+        'train_seconds': round(sum(row['seconds'] for row in history), 1),
         'eval_seconds': round(time.time() - start, 1),
         'test_LL': float(final_ll.mean()),
         'test_LL_stderr': float(final_ll.std() / np.sqrt(len(final_ll))),
@@ -290,24 +342,17 @@ def run(argv=None, description='Train a VAE / IWAE on MNIST.', defaults=None,
     }
     with open(os.path.join(args.outfolder, 'results.json'), 'w') as stream:
         json.dump(results, stream, indent=2)
-    save_image_grid(evaluation['decode'](
-        np.random.RandomState(0).randn(100, args.nlatent).astype(
-            theano.config.floatX)),
-        os.path.join(args.outfolder, 'samples.png'), title='samples')
     originals = x_test[np.random.RandomState(0).choice(len(x_test), 50,
                                                        replace=False)]
     pairs = np.stack([originals, evaluation['reconstruct'](originals)], 1)
     save_image_grid(pairs.reshape(100, -1),
                     os.path.join(args.outfolder, 'reconstructions.png'),
-                    title='test images and reconstructions')
-    plot_per_latent(kl_per_unit, os.path.join(args.outfolder,
-                                              'latent_kl.png'),
-                    'KL(q(z_u|x) || p(z_u)), nats', title='KL per latent unit')
+                    title=reconstruction_title)
     plot_per_latent(variances, os.path.join(args.outfolder,
                                             'latent_activity.png'),
-                    'Cov_x E[z_u | x]', threshold=0.01,
+                    activity_label, threshold=0.01,
                     title='active units: %d' % count)
     print('test LL (L_%d) %.2f +- %.2f nats, %d active units; results in %s'
           % (args.final_iw, results['test_LL'], results['test_LL_stderr'],
              count, args.outfolder), flush=True)
-    return results
+    return results, evaluation, variances

@@ -31,10 +31,8 @@ Mnih, A. and Rezende, D. J. (2016). Variational inference for Monte Carlo
 objectives. ICML.
 """
 import argparse
-import json
 import os
 import sys
-import time
 from collections import OrderedDict
 
 import numpy as np
@@ -44,18 +42,13 @@ import theano.tensor as T
 from lasagne.layers import (DenseLayer, InputLayer, get_all_layers,
                             get_all_params, get_output)
 
-from . import datasets
 from .distributions import log_bernoulli
-from .evaluation import (active_units, collect_statistics,
-                         importance_sampled_log_likelihood)
 from .layers import BernoulliSampleLayer, NormalizeLayer
 from .models import dense_block
-from .plotting import plot_history, plot_per_latent, save_image_grid
-from .training import (adam_with_clipping, check_finite, fit,
-                       iterate_minibatches, progress,
-                       step_annealing_schedule)
+from .plotting import save_image_grid
+from .training import step_annealing_schedule
 from .utils import log_mean_exp
-from .vae_training import (NONLINEARITIES, load_data, str2bool,
+from .vae_training import (NONLINEARITIES, load_data, train_and_evaluate,
                            vae_argument_parser)
 
 __all__ = ['vimco_learning_signals', 'vimco_surrogate', 'BernoulliLatentVAE',
@@ -428,123 +421,25 @@ def run(argv=None, description='Train a binary-latent VAE on MNIST with '
     rng = np.random.RandomState(args.seed)
     lasagne.random.set_rng(np.random.RandomState(args.seed + 1))
     x_train, x_test, binarise_each_epoch = load_data(args)
-    x_eval = x_test[:args.eval_subset] if args.eval_subset else x_test
 
     model = BernoulliLatentVAE(
         x_train.shape[1], [args.nhidden] * args.nlayers, args.nlatent,
         NONLINEARITIES[args.nonlin_enc], NONLINEARITIES[args.nonlin_dec],
         batch_norm=args.batch_norm, learn_prior=args.prior == 'learned')
     terms = model.terms()
-    objective = model.objective(terms)
-    learning_rate = theano.shared(lasagne.utils.floatX(args.lr), 'lr')
-    updates = adam_with_clipping(
-        -objective, model.params(trainable=True), learning_rate,
-        epsilon=args.adam_epsilon, max_norm=args.max_norm or None,
-        clip_value=args.clip_value or None)
-    monitored = [objective] + [terms[k].mean() for k in
-                               ('log_px_h', 'log_ph', 'log_qh')]
-    print('compiling (a cold Theano cache takes about a minute)...',
-          flush=True)
-    train = theano.function(
-        [model.x], monitored, updates=updates,
-        givens=[(model.eq, np.int32(args.eq_samples)),
-                (model.iw, np.int32(args.iw_samples))])
-    evaluation = model.compile_evaluation()
-    normalize_layers = model.normalize_layers()
-
-    def training_images():
-        if binarise_each_epoch:
-            return datasets.binarize(x_train, rng).astype(x_train.dtype)
-        return x_train
-
-    def train_epoch(epoch):
-        images = training_images()
-        batches = list(iterate_minibatches(len(images), args.batch_size,
-                                           rng))
-        sums = np.zeros(4)
-        for rows in progress(batches, len(batches), 'epoch %d' % epoch):
-            sums += check_finite(np.array(train(images[rows])),
-                                 'the training bound in epoch %d' % epoch)
-        means = sums / len(batches)
-        return OrderedDict(zip(('train_bound', 'train_log_px_h',
-                                'train_log_ph', 'train_log_qh'),
-                               means.tolist()))
-
-    def prepare_evaluation():
-        if normalize_layers:
-            collect_statistics(evaluation['collect'], training_images(),
-                               normalize_layers)
-
-    def evaluate(epoch, x=x_eval, num_samples=args.eval_iw):
-        prepare_evaluation()
-        log_weights = evaluation['log_weights']
-        row = OrderedDict(test_L1=float(np.mean(
-            importance_sampled_log_likelihood(log_weights, x, 1,
-                                              show_progress=False))))
-        row['test_L%d' % num_samples] = float(np.mean(
-            importance_sampled_log_likelihood(log_weights, x, num_samples)))
-        return row
-
-    os.makedirs(args.outfolder, exist_ok=True)
-    header = 'command: %s\nsettings: %s' % (
-        ' '.join([os.path.basename(sys.argv[0])] + argv),
-        json.dumps(vars(args), sort_keys=True))
-    eval_key = 'test_L%d' % args.eval_iw
-
-    def plots(history):
-        plot_history(history, ['train_bound', 'test_L1', eval_key],
-                     os.path.join(args.outfolder, 'curves.png'),
-                     title='%s (VIMCO, K=%d)' % (
-                         os.path.basename(os.path.normpath(args.outfolder)),
-                         args.iw_samples), ylabel='nats')
-
-    deadline = None if args.max_minutes is None else \
-        time.time() + 60 * args.max_minutes
-    history = fit(train_epoch, args.nepochs, args.outfolder,
-                  [train] + list(evaluation.values()), rng,
-                  learning_rate=learning_rate, schedule=schedule,
-                  evaluate=evaluate, eval_every=args.eval_epoch,
-                  checkpoint_every=args.checkpoint_every,
-                  resume=args.resume, header=header, after_epoch=plots,
-                  deadline=deadline)
-
-    print('final evaluation: L_%d on all %d test images...'
-          % (args.final_iw, len(x_test)), flush=True)
-    start = time.time()
-    prepare_evaluation()
-    final_ll = importance_sampled_log_likelihood(
-        evaluation['log_weights'], x_test, args.final_iw)
-    count, variances = active_units(evaluation['posterior_mean'], x_test)
-    results = {
-        'epochs': history[-1]['epoch'] if history else 0,
-        'train_seconds': round(sum(row['seconds'] for row in history), 1),
-        'eval_seconds': round(time.time() - start, 1),
-        'test_LL': float(final_ll.mean()),
-        'test_LL_stderr': float(final_ll.std() / np.sqrt(len(final_ll))),
-        'eval_importance_samples': args.final_iw,
-        'active_units': count,
-        'last_train_bound': history[-1]['train_bound'] if history else None,
-        'settings': vars(args),
-    }
-    with open(os.path.join(args.outfolder, 'results.json'), 'w') as stream:
-        json.dump(results, stream, indent=2)
+    results, evaluation, _ = train_and_evaluate(
+        args, argv, model, model.objective(terms), terms,
+        ('log_px_h', 'log_ph', 'log_qh'), schedule, x_train, x_test,
+        binarise_each_epoch, rng,
+        title='%s (VIMCO, K=%d)' % (
+            os.path.basename(os.path.normpath(args.outfolder)),
+            args.iw_samples),
+        reconstruction_title='test images and p(x|h), h ~ q(h|x)',
+        activity_label='Cov_x q(h_u=1 | x)')
     draws = np.random.RandomState(0).uniform(size=(100, args.nlatent))
     prior_samples = (draws < evaluation['prior_probability']()).astype(
         theano.config.floatX)
     save_image_grid(evaluation['decode'](prior_samples),
                     os.path.join(args.outfolder, 'samples.png'),
                     title='p(x|h), h from the prior')
-    originals = x_test[np.random.RandomState(0).choice(len(x_test), 50,
-                                                       replace=False)]
-    pairs = np.stack([originals, evaluation['reconstruct'](originals)], 1)
-    save_image_grid(pairs.reshape(100, -1),
-                    os.path.join(args.outfolder, 'reconstructions.png'),
-                    title='test images and p(x|h), h ~ q(h|x)')
-    plot_per_latent(variances, os.path.join(args.outfolder,
-                                            'latent_activity.png'),
-                    'Cov_x q(h_u=1 | x)', threshold=0.01,
-                    title='active units: %d' % count)
-    print('test LL (L_%d) %.2f +- %.2f nats, %d active units; results in %s'
-          % (args.final_iw, results['test_LL'], results['test_LL_stderr'],
-             count, args.outfolder), flush=True)
     return results

@@ -13,9 +13,9 @@ from lasagne.layers import (ConcatLayer, DenseLayer, FeaturePoolLayer,
                             InputLayer, get_all_layers)
 from scipy.special import log_softmax, logsumexp
 
-from parmesan.layers import NormalizeLayer, ScaleAndShiftLayer
-from parmesan.m2_training import (MODELS, ClipLayer, InferenceDropoutLayer,
-                                  M2Model, annealing_coefficient,
+from parmesan.layers import (ClipLayer, DropoutCorruptionLayer,
+                             NormalizeLayer, ScaleAndShiftLayer)
+from parmesan.m2_training import (MODELS, M2Model, annealing_coefficient,
                                   m2_argument_parser, m2_batches, run,
                                   run_multiseed, vae_ssl_lr_schedule)
 from conftest import RTOL, floatx
@@ -43,7 +43,7 @@ def numpy_forward(top, inputs, batch_stats):
                 [values[l] for l in layer.input_layers], axis=1)
             continue
         x = values[layer.input_layer]
-        if isinstance(layer, InferenceDropoutLayer):
+        if isinstance(layer, DropoutCorruptionLayer):
             assert layer.p == 0
             out = x
         elif isinstance(layer, DenseLayer):
