@@ -1,8 +1,17 @@
 import os
 
-import numpy as np
-import pytest
-import theano
+# Parmesan ships floatX=float32 for speed; the suite checks the mathematics
+# against float64 references to 1e-9, so it runs in float64 unless the
+# user's THEANO_FLAGS choose (``THEANO_FLAGS=floatX=float32 pytest`` runs it
+# in float32 with float32 tolerances). Must precede the first Theano import.
+if 'floatx' not in os.environ.get('THEANO_FLAGS', '').lower():
+    os.environ['THEANO_FLAGS'] = ','.join(
+        ['floatX=float64'] + [f for f in [os.environ.get('THEANO_FLAGS')]
+                              if f])
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import theano  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

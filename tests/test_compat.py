@@ -59,30 +59,82 @@ def test_pool_shim_matches_numpy():
     assert pooled == reference == EXPECTED_POOL
 
 
+SETTINGS = ('import theano\nc = theano.config\nprint(c.floatX, c.allow_gc, '
+            'repr(c.blas.ldflags), repr(c.gcc.cxxflags))')
+
+
+def test_speed_defaults_apply_when_the_user_sets_nothing():
+    out = run_python(SETTINGS)
+    assert out[0] == "float32 False '' %r" % (
+        parmesan_compat.THEANO_DEFAULTS.get('gcc.cxxflags', ''),)
+
+
 def test_users_theano_flags_are_respected():
-    out = run_python('import theano\nprint(theano.config.floatX, '
-                     'repr(theano.config.blas.ldflags))',
-                     {'THEANO_FLAGS': 'floatX=float32,blas.ldflags=-lm'})
-    assert out[0] == "float32 '-lm'"
+    out = run_python(SETTINGS, {'THEANO_FLAGS': 'floatX=float64,'
+                                'blas.ldflags=-lm,allow_gc=True,'
+                                'gcc.cxxflags=-O1'})
+    assert out[0] == "float64 True '-lm' '-O1'"
 
 
 def test_theanorc_settings_are_not_overridden(tmp_path):
     rc = tmp_path / 'theanorc'
-    rc.write_text('[global]\nfloatX = float32\n[blas]\nldflags = -lm\n')
-    out = run_python('import theano\nprint(theano.config.floatX, '
-                     'repr(theano.config.blas.ldflags))',
-                     {'THEANORC': str(rc)})
-    assert out[0] == "float32 '-lm'"
+    rc.write_text('[global]\nfloatX = float64\nallow_gc = True\n'
+                  '[blas]\nldflags = -lm\n[gcc]\ncxxflags = -O1\n')
+    out = run_python(SETTINGS, {'THEANORC': str(rc)})
+    assert out[0] == "float64 True '-lm' '-O1'"
 
 
 def test_flag_defaults_prepend_and_skip_user_keys(monkeypatch, tmp_path):
     monkeypatch.setenv('THEANORC', str(tmp_path / 'absent'))
-    monkeypatch.setenv('THEANO_FLAGS', 'floatX=float32')
+    monkeypatch.setenv('THEANO_FLAGS', 'floatX=float64')
+    ours = dict(parmesan_compat.THEANO_DEFAULTS)
+    del ours['floatX']
+    assert parmesan_compat.theano_flag_defaults() == ','.join(
+        ['%s=%s' % kv for kv in sorted(ours.items())] + ['floatX=float64'])
+    monkeypatch.setenv('THEANO_FLAGS', ','.join(
+        '%s=%s' % kv for kv in sorted(parmesan_compat.THEANO_DEFAULTS.items())))
     assert parmesan_compat.theano_flag_defaults() == \
-        'blas.ldflags=,floatX=float32'
-    monkeypatch.setenv('THEANO_FLAGS', 'floatX=float32,blas.ldflags=-lm')
-    assert parmesan_compat.theano_flag_defaults() == \
-        'floatX=float32,blas.ldflags=-lm'
+        os.environ['THEANO_FLAGS']
+
+
+VECTOR_MATH = """
+import json
+import numpy as np
+import theano, theano.tensor as T
+x = T.vector('x')
+f = theano.function([x], [T.nnet.softplus(x), T.exp(x), T.log(x),
+                          T.log1p(x), T.tanh(x)])
+special = [-np.inf, -1e30, -100., -30., -1., -1e-30, 0., 1e-30, 0.5, 1.,
+           30., 88., 100., 1e30, np.inf, np.nan]
+data = np.concatenate([special, np.linspace(-20, 20, 1001)])
+print(json.dumps([data.tolist()] + [o.tolist() for o in f(
+    data.astype(theano.config.floatX))]))
+"""
+
+
+@pytest.mark.parametrize('floatx', ['float32', 'float64'])
+def test_vectorised_math_keeps_ieee_semantics_and_accuracy(floatx):
+    """The shipped gcc.cxxflags vectorise exp, log, ... with glibc's libmvec:
+    the results must match numpy's to a few ulp, and nan, inf and -inf must
+    come out where IEEE arithmetic puts them (no -ffinite-math-only)."""
+    out = run_python(VECTOR_MATH, {'THEANO_FLAGS': 'floatX=' + floatx})
+    data, *found = [np.array(v, dtype=float) for v in json.loads(out[0])]
+    x = data.astype(floatx)
+    # Theano's softplus returns x itself above 14 (float32) or 16 (float64)
+    cutoff = 14 if floatx == 'float32' else 16
+    with np.errstate(all='ignore'):
+        expected = [np.where(x > cutoff, x, np.logaddexp(0, x)), np.exp(x), np.log(x), np.log1p(x),
+                    np.tanh(x)]
+    ulp = np.finfo(floatx).eps
+    for name, ours, ref in zip(['softplus', 'exp', 'log', 'log1p', 'tanh'],
+                               found, expected):
+        ref = ref.astype(float)
+        np.testing.assert_array_equal(np.isnan(ours), np.isnan(ref), name)
+        infinite = np.isinf(ref)
+        np.testing.assert_array_equal(ours[infinite], ref[infinite], name)
+        finite = np.isfinite(ref)
+        np.testing.assert_allclose(ours[finite], ref[finite], rtol=8 * ulp,
+                                   atol=1e-30, err_msg=name)
 
 
 def test_numpy_aliases_are_the_builtins():
