@@ -72,14 +72,16 @@ def vae_argument_parser(description, defaults=None):
     add('-batch_norm', type=str2bool, default=True,
         help='batch-normalise the hidden layers')
     add('-outfolder', default='results/iw_vae', help='where results go')
-    add('-nonlin_enc', choices=sorted(NONLINEARITIES), default='rectify')
-    add('-nonlin_dec', choices=sorted(NONLINEARITIES), default='rectify')
+    add('-nonlin_enc', choices=sorted(NONLINEARITIES), default='rectify',
+        help="nonlinearity of the encoder's hidden layers")
+    add('-nonlin_dec', choices=sorted(NONLINEARITIES), default='rectify',
+        help="nonlinearity of the decoder's hidden layers")
     add('-nhidden', type=int, default=500, help='units per hidden layer')
     add('-nlayers', type=int, default=2,
         help='hidden layers in the encoder (the decoder mirrors it)')
     add('-nlatent', type=int, default=100, help='latent units')
-    add('-batch_size', type=int, default=100)
-    add('-nepochs', type=int, default=10000)
+    add('-batch_size', type=int, default=100, help='examples per mini-batch')
+    add('-nepochs', type=int, default=10000, help='the last epoch to train')
     add('-eval_epoch', type=int, default=10,
         help='evaluate on the test set every this many epochs')
     add('-eval_iw', type=int, default=5000,
@@ -89,7 +91,7 @@ def vae_argument_parser(description, defaults=None):
     add('-final_iw', type=int, default=5000,
         help='importance samples of the final test log-likelihood, on the '
              'whole test set')
-    add('-adam_epsilon', type=float, default=1e-4)
+    add('-adam_epsilon', type=float, default=1e-4, help="Adam's epsilon")
     add('-max_norm', type=float, default=5.0,
         help='rescale gradients to this total norm (0: off)')
     add('-clip_value', type=float, default=1.0,
@@ -105,7 +107,9 @@ def vae_argument_parser(description, defaults=None):
     add('--max-minutes', type=float, default=None,
         help='stop training after this wall time (at an epoch boundary, '
              'with a checkpoint), then evaluate')
-    add('--seed', type=int, default=1234)
+    add('--seed', type=int, default=1234,
+        help='seeds the batch order, the binarisation, the initial weights '
+             'and the noise streams')
     add('--data-dir', default=None,
         help='folder with the data files (default: $PARMESAN_DATA, else '
              '~/.parmesan/data)')

@@ -320,18 +320,12 @@ class BernoulliLatentVAE(object):
         return functions
 
 
-#: Help texts the shared parser leaves out or words for the Gaussian VAE.
+#: Help texts the shared parser words for the Gaussian VAE.
 _HELP = {
     'iw_samples': 'K, the samples per example of the bound VIMCO trains '
                   '(at least 2)',
-    'nonlin_enc': 'nonlinearity of the encoder\'s hidden layers',
-    'nonlin_dec': 'nonlinearity of the decoder\'s hidden layers',
     'nlatent': 'binary latent units',
     'batch_size': 'examples per mini-batch (each with K samples)',
-    'nepochs': 'the last epoch to train',
-    'adam_epsilon': 'Adam\'s epsilon',
-    'seed': 'seeds the data pipeline, the initial weights and the noise '
-            'streams',
 }
 
 

@@ -328,3 +328,11 @@ def test_flow_importance_weight_matches_numpy(flow):
     np.testing.assert_allclose(log_qz, log_q0 - sum_logdet, rtol=RTOL)
     np.testing.assert_allclose(log_w, log_px + log_pzk - log_q0 + sum_logdet,
                                rtol=RTOL)
+
+
+@pytest.mark.parametrize('make_parser', [
+    lambda: vae_argument_parser('VAE'),
+    lambda: vimco_module.vimco_argument_parser('VIMCO')])
+def test_help_documents_every_flag(make_parser):
+    for action in make_parser()._actions:
+        assert action.help, action.dest
