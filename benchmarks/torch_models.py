@@ -37,12 +37,12 @@ class TorchVAE(nn.Module):
     num_features, hidden_units, num_latent : as Parmesan's
     nonlinearity : str, a key of NONLINEARITIES (encoder and decoder)
     bernoulli_eps : float
-        Probabilities clipped to [eps, 1 - eps], computed from the logits as
-        Parmesan does: logits clipped to +-log((1 - eps) / eps).
+        As Parmesan's: 0 for the exact likelihood from the logits, else the
+        logits clipped to +-log((1 - eps) / eps).
     """
 
     def __init__(self, num_features, hidden_units, num_latent, nonlinearity,
-                 bernoulli_eps=1e-6):
+                 bernoulli_eps=0.0):
         super().__init__()
         self.act = NONLINEARITIES[nonlinearity]
         widths = [num_features] + list(hidden_units)

@@ -64,11 +64,12 @@ class VariationalAutoencoder(object):
     iaf_hidden : int
         Hidden units of each IAF step's autoregressive network.
     bernoulli_eps : float
-        Clip of the decoder's probabilities to [eps, 1 - eps] (float32
-        needs 1e-6; 0 for none). The log-likelihood is computed from the
-        decoder's logits (:func:`parmesan.distributions.log_bernoulli_logits`),
-        which gives the clipped probabilities' values and gradients at a
-        fraction of the cost.
+        0 (default): the exact log-likelihood from the decoder's logits
+        (:func:`parmesan.distributions.log_bernoulli_logits`), finite for
+        any logit, also in float32. A positive eps clips the probabilities
+        to [eps, 1 - eps] (through the logits) as Parmesan's old
+        probability form did; Theano does not vectorise that clip, which
+        made evaluation with 5000 samples 1.6x slower.
 
     Example
     -------
@@ -80,7 +81,7 @@ class VariationalAutoencoder(object):
     def __init__(self, num_features, hidden_units, num_latent,
                  nonlinearity_encoder, nonlinearity_decoder,
                  batch_norm=False, flow=None, num_flows=0, iaf_hidden=200,
-                 bernoulli_eps=1e-6):
+                 bernoulli_eps=0.0):
         if flow is not None and flow not in FLOWS:
             raise ValueError('unknown flow %r; use one of %s'
                              % (flow, ', '.join(FLOWS)))
@@ -150,9 +151,13 @@ class VariationalAutoencoder(object):
         for logdet in logdets:
             log_qz -= logdet.reshape(per_sample[:3])
         terms = OrderedDict()
+        # Both operands as equal-shaped contiguous matrices: Theano's loop
+        # over a broadcast 4-d operand is not vectorised, and this
+        # element-wise term dominates evaluation with thousands of samples.
+        x_per_sample = T.repeat(self.x, self.eq * self.iw, axis=0)
         terms['log_px_z'] = log_bernoulli_logits(
-            per_example(self.x), x_logits.reshape(per_sample),
-            eps=self.bernoulli_eps).sum(-1)
+            x_per_sample, x_logits, eps=self.bernoulli_eps).sum(
+            -1).reshape(per_sample[:3])
         terms['log_pz'] = log_stdnormal(zk.reshape(per_sample)).sum(-1)
         terms['log_qz'] = log_qz
         terms['log_w'] = terms['log_px_z'] + terms['log_pz'] - log_qz

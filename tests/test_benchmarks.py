@@ -95,7 +95,8 @@ def test_logit_likelihood_matches_the_clipped_probabilities():
     """Parmesan's VAE computes log p(x|z) from the decoder's logits; that
     is the old clip(sigmoid) + crossentropy, values and gradients."""
     model = models.VariationalAutoencoder(784, [40], 8, T.nnet.softplus,
-                                          T.nnet.softplus)
+                                          T.nnet.softplus,
+                                          bernoulli_eps=1e-6)
     saturate(model)
     rng = np.random.RandomState(1)
     x = (rng.rand(BATCH, 784) < 0.3).astype(theano.config.floatX)
