@@ -24,11 +24,16 @@ def floatx(array):
 RTOL = 1e-4 if theano.config.floatX == 'float32' else 1e-9
 
 
-@pytest.fixture
-def shared_data_dir():
-    """The real data sets: $PARMESAN_DATA, else ../shared/data beside the repo."""
+def data_dir():
+    """The real data sets: $PARMESAN_DATA, else ../shared/data beside the
+    repo; skips the calling test when there is none."""
     path = os.environ.get('PARMESAN_DATA') or \
         os.path.join(REPO, '..', 'shared', 'data')
     if not os.path.isdir(path):
         pytest.skip('no data directory at %s (set PARMESAN_DATA)' % path)
     return os.path.abspath(path)
+
+
+@pytest.fixture
+def shared_data_dir():
+    return data_dir()

@@ -26,7 +26,7 @@ from parmesan.layers import (InverseAutoregressiveFlowLayer,
                              NormalizingRadialFlowLayer)
 from parmesan.models import VariationalAutoencoder
 from parmesan.vae_training import vae_argument_parser
-from conftest import REPO, RTOL, floatx
+from conftest import REPO, RTOL, data_dir, floatx
 
 sys.path.insert(0, os.path.join(REPO, 'examples'))
 vae_vanilla = importlib.import_module('vae_vanilla')
@@ -90,14 +90,6 @@ GAUSSIAN_PLOTS = ['curves.png', 'samples.png', 'reconstructions.png',
                   'latent_kl.png', 'latent_activity.png']
 VIMCO_PLOTS = ['curves.png', 'samples.png', 'reconstructions.png',
                'latent_activity.png']
-
-
-def data_dir():
-    path = os.environ.get('PARMESAN_DATA') or \
-        os.path.join(REPO, '..', 'shared', 'data')
-    if not os.path.isdir(path):
-        pytest.skip('no data directory at %s (set PARMESAN_DATA)' % path)
-    return os.path.abspath(path)
 
 
 _ORIGINAL_LOAD_DATA = vae_training.load_data
