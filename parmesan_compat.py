@@ -142,12 +142,38 @@ class _DownsampleShim(importlib.abc.Loader):
         module.max_pool_2d = max_pool_2d
 
 
+#: Where Debian and Ubuntu install python3-pygpu (the gpuarray backend's
+#: pygpu, which is not on PyPI).
+SYSTEM_PYGPU_DIRS = ('/usr/lib/python3/dist-packages',)
+
+
+def system_pygpu_spec(dirs=SYSTEM_PYGPU_DIRS):
+    """Spec of a system-wide ``pygpu`` built for this interpreter, or None.
+
+    A virtualenv does not see the system's site directories, and exposing all
+    of them would let Debian's numpy and friends shadow the pinned stack; so
+    only the ``pygpu`` package itself is offered, and only where the venv has
+    none of its own and the system's extension matches this Python's ABI.
+    """
+    if importlib.machinery.PathFinder.find_spec('pygpu') is not None:
+        return None
+    for folder in dirs:
+        package = os.path.join(folder, 'pygpu')
+        if not any(os.path.exists(os.path.join(package, 'gpuarray' + suffix))
+                   for suffix in importlib.machinery.EXTENSION_SUFFIXES):
+            continue
+        return importlib.machinery.PathFinder.find_spec('pygpu', [folder])
+    return None
+
+
 class _StackFixer(importlib.abc.MetaPathFinder):
     def find_spec(self, fullname, path, target=None):
         if fullname == 'theano':
             apply_before_theano()
         elif fullname == _DOWNSAMPLE:
             return importlib.machinery.ModuleSpec(fullname, _DownsampleShim())
+        elif fullname == 'pygpu':
+            return system_pygpu_spec()
         return None
 
 

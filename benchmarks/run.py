@@ -15,7 +15,7 @@ Rows:
 * ``burda-k1``, ``burda-k5``: Burda et al.'s 784-200-200-50 tanh model at
   batch 20, Adam epsilon 1e-4, no clipping.
 * ``eval-L5000``: the test log-likelihood L_5000 (5000 importance samples per
-  example, :func:`parmesan.evaluation.importance_sampled_log_likelihood`
+  example, :func:`parmesan.experiments.evaluation.importance_sampled_log_likelihood`
   with its default 25,000 samples per call) of the iw_vae model over a fixed
   slice of the test set, plus numpy doing only the same matrix products, the
   reference of the ``% of numpy matmul`` column.
@@ -199,7 +199,7 @@ class Workload(object):
     def run(self, count):
         """Run `count` training steps (or evaluations); return the
         seconds."""
-        from parmesan.evaluation import importance_sampled_log_likelihood
+        from parmesan.experiments.evaluation import importance_sampled_log_likelihood
         start = time.perf_counter()
         if self.spec['kind'] == 'train':
             for rows in self.batches(count):
@@ -233,9 +233,9 @@ class TheanoWorkload(Workload):
         import lasagne
         import theano
         import theano.tensor as T
-        from parmesan import models
+        from parmesan.experiments import vae as models
         from parmesan.distributions import log_bernoulli
-        from parmesan.training import adam_with_clipping
+        from parmesan.updates import adam_with_clipping
         if spec.get('bernoulli') == 'probabilities':
             # Parmesan <= 0.2.0: clip(sigmoid) and binary_crossentropy.
             models.log_bernoulli_logits = \
@@ -249,7 +249,7 @@ class TheanoWorkload(Workload):
             784, spec['hidden'], spec['latent'], nonlinearity, nonlinearity)
         start = time.perf_counter()
         if spec['kind'] == 'train':
-            # As parmesan.vae_training compiles iw_vae's train function.
+            # As parmesan.experiments.vae compiles iw_vae's train function.
             terms = model.terms()
             bound = model.bound(terms).mean()
             learning_rate = theano.shared(lasagne.utils.floatX(1e-3))
@@ -355,7 +355,7 @@ def worker_main(spec):
         import theano  # noqa: F401  (the import time is reported)
         workload_class = TheanoWorkload
     import numpy  # noqa: F401
-    import parmesan.evaluation  # noqa: F401
+    import parmesan.experiments.evaluation  # noqa: F401
     import_seconds = time.perf_counter() - start
     data = load_images(spec)
     _reset_peak_memory()

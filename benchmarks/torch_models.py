@@ -1,7 +1,7 @@
 """The benchmark's models written directly in PyTorch (eager), to time
 Parmesan against.
 
-:class:`TorchVAE` is :class:`parmesan.models.VariationalAutoencoder` without
+:class:`TorchVAE` is :class:`parmesan.experiments.vae.VariationalAutoencoder` without
 batch norm and flows: the same layers, the same reparameterised samples in
 the same batch-major layout, the same log-densities and the same IWAE bound.
 :func:`copy_parameters` copies a Parmesan model's weights into it, which
@@ -98,7 +98,7 @@ class TorchVAE(nn.Module):
 
 def parameter_pairs(parmesan_model, torch_model):
     """[(Lasagne layer, torch.nn.Linear)] of the corresponding dense layers
-    of a :class:`parmesan.models.VariationalAutoencoder` (no batch norm, no
+    of a :class:`parmesan.experiments.vae.VariationalAutoencoder` (no batch norm, no
     flows) and a :class:`TorchVAE` of the same shape. A Lasagne W is the
     transpose of a torch weight."""
     from lasagne.layers import DenseLayer, get_all_layers
@@ -122,7 +122,7 @@ def parameter_pairs(parmesan_model, torch_model):
 
 
 def copy_parameters(parmesan_model, torch_model):
-    """Copy the weights of a :class:`parmesan.models.VariationalAutoencoder`
+    """Copy the weights of a :class:`parmesan.experiments.vae.VariationalAutoencoder`
     (no batch norm, no flows) into a :class:`TorchVAE` of the same shape."""
     with torch.no_grad():
         for source, target in parameter_pairs(parmesan_model, torch_model):
@@ -162,7 +162,7 @@ def train_step(model, optimizer, x, eq_samples, iw_samples, max_norm=None,
 def log_weights_function(model):
     """A callable(x_batch, iw) -> float32 log-weights (len(x) * iw,) with
     eq = 1, as Parmesan's ``compile_evaluation()['log_weights']``, for
-    :func:`parmesan.evaluation.importance_sampled_log_likelihood`."""
+    :func:`parmesan.experiments.evaluation.importance_sampled_log_likelihood`."""
     def log_weights(x, iw):
         with torch.no_grad():
             terms = model.terms(torch.from_numpy(np.asarray(x, np.float32)),

@@ -10,7 +10,7 @@ checkpoint.npz, results.json and PNG plots to -outfolder.
     python examples/iw_vae_normflow.py -iw_samples 5 -nflows 5
     python examples/iw_vae_normflow.py --flow iaf -nflows 2
 """
-from parmesan.vae_training import run
+from parmesan.experiments.vae import run
 
 
 def main(argv=None):
@@ -23,7 +23,8 @@ def main(argv=None):
     Example
     -------
     >>> main(['--flow', 'radial', '-nflows', '2', '-nepochs', '2',
-    ...       '-train_subset', '300', '-outfolder', 'tmp'])
+    ...       '--train-subset', '300', '-outfolder', 'tmp'])
+    ... # doctest: +SKIP
     """
     return run(argv, description=__doc__.split('\n\n')[0],
                defaults={'outfolder': 'results/iw_vae_normflow'}, flows=True)

@@ -8,10 +8,21 @@ batch norm in q, classifier weight 128 annealed in over 50000 iterations,
 Adam 5e-4, 300 epochs, sharpening 3), with its bugs fixed. Writes log.txt,
 log.jsonl, checkpoint.npz, results.json and PNG plots to -outfolder.
 
-    python examples/m2.py -model ExactM2 -seed 1
+    python examples/m2.py -model ExactM2 --seed 1
     python examples/m2.py -model GumbelSoftmaxM2 -outfolder results/gs --resume
 """
-from parmesan.m2_training import run
+from parmesan.experiments.m2 import run
+
+
+def main(argv=None):
+    """Train and evaluate; `argv` defaults to the command line.
+
+    Returns
+    -------
+    dict: the results written to OUTFOLDER/results.json.
+    """
+    return run(argv, description=__doc__.split('\n\n')[0])
+
 
 if __name__ == '__main__':
-    run(description=__doc__.split('\n\n')[0])
+    main()

@@ -9,7 +9,18 @@ examples/m2.py --help).
     python examples/m2_multiseed.py --summary-only --models ExactM2 \\
         --seeds 1,2,3 -outfolder results/m2_10seeds
 """
-from parmesan.m2_training import run_multiseed
+from parmesan.experiments.multiseed import run_multiseed
+
+
+def main(argv=None):
+    """Run the sweep and summarise; `argv` defaults to the command line.
+
+    Returns
+    -------
+    list of dicts: the rows of OUTFOLDER/summary.csv.
+    """
+    return run_multiseed(argv)
+
 
 if __name__ == '__main__':
-    run_multiseed()
+    main()

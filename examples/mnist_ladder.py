@@ -10,10 +10,21 @@ epochs then decaying linearly to 0 by epoch 150, batches of 100 labelled +
 results.json, errors.png and costs.png to -outfolder.
 
     python examples/mnist_ladder.py --data-dir /path/to/mnist
-    python examples/mnist_ladder.py --labels 1000 -noise_std 0.2 \
+    python examples/mnist_ladder.py --labels 1000 --noise-std 0.2 \\
         -lambdas 2000,20,0.1,0.1,0.1,0.1,0.1
 """
-from parmesan.ladder_training import run
+from parmesan.experiments.ladder import run
+
+
+def main(argv=None):
+    """Train and evaluate; `argv` defaults to the command line.
+
+    Returns
+    -------
+    dict: the results written to OUTFOLDER/results.json.
+    """
+    return run(argv, description=__doc__.split('\n\n')[0])
+
 
 if __name__ == '__main__':
-    run(description=__doc__.split('\n\n')[0])
+    main()

@@ -50,9 +50,11 @@ def main(argv=None):
     parser.add_argument('--data-dir', help='folder with the MNIST files '
                         '(default: $PARMESAN_DATA, else ~/.parmesan/data)')
     parser.add_argument('--updates', type=int, default=300)
-    parser.add_argument('--batch-size', type=int, default=100)
+    parser.add_argument('-batch_size', type=int, default=100,
+                        help='examples per mini-batch')
     parser.add_argument('--seed', type=int, default=1)
-    parser.add_argument('--outfolder', default='results/vae_demo')
+    parser.add_argument('-outfolder', default='results/vae_demo',
+                        help='where log.txt goes')
     args = parser.parse_args(argv)
 
     rng = np.random.RandomState(args.seed)

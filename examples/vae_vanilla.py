@@ -11,7 +11,7 @@ log.jsonl, checkpoint.npz, results.json and PNG plots to -outfolder.
     python examples/vae_vanilla.py
     python examples/vae_vanilla.py -dataset sample -nepochs 100
 """
-from parmesan.vae_training import run
+from parmesan.experiments.vae import run
 
 #: The original vae_vanilla.py's hard-coded settings, as flag defaults.
 VAE_VANILLA_DEFAULTS = dict(
@@ -32,7 +32,8 @@ def main(argv=None):
 
     Example
     -------
-    >>> main(['-nepochs', '2', '-train_subset', '300', '-outfolder', 'tmp'])
+    >>> main(['-nepochs', '2', '--train-subset', '300', '-outfolder', 'tmp'])
+    ... # doctest: +SKIP
     """
     return run(argv, description=__doc__.split('\n\n')[0],
                defaults=VAE_VANILLA_DEFAULTS, analytic_kl=True)

@@ -13,7 +13,7 @@ checkpoint.npz, results.json and PNG plots to -outfolder.
     python examples/vimco.py
     python examples/vimco.py -iw_samples 5 --prior learned -nepochs 100
 """
-from parmesan.vimco import run
+from parmesan.experiments.vimco import run
 
 
 def main(argv=None):
@@ -25,8 +25,8 @@ def main(argv=None):
 
     Example
     -------
-    >>> main(['-iw_samples', '5', '-nepochs', '2', '-train_subset', '300',
-    ...       '-outfolder', 'tmp'])
+    >>> main(['-iw_samples', '5', '-nepochs', '2', '--train-subset', '300',
+    ...       '-outfolder', 'tmp'])                     # doctest: +SKIP
     """
     return run(argv, description=__doc__.split('\n\n')[0])
 

@@ -3,6 +3,8 @@ import parmesan_compat
 
 parmesan_compat.install()
 
-from . import distributions, layers, nonlinearities, utils  # noqa: E402
+# The library; the experiments (parmesan.experiments) load on demand.
+from . import (datasets, distributions, init, layers,  # noqa: E402,F401
+               nonlinearities, objectives, updates, utils)
 
 __version__ = '0.2.0'

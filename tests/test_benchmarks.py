@@ -12,7 +12,7 @@ import theano.tensor as T
 from lasagne.layers import get_output
 
 from conftest import REPO
-from parmesan import models
+from parmesan.experiments import vae as models
 from parmesan.distributions import log_bernoulli
 
 BENCHMARKS = os.path.join(REPO, 'benchmarks')

@@ -497,24 +497,3 @@ def test_iaf_and_masked_dense_reject_bad_arguments():
     with pytest.raises(ValueError, match='mask_type'):
         MaskedDenseLayer(l_in, 2, [1, 2], input_degrees=[1, 2, 3],
                          mask_type='strict')
-
-
-def test_list_index_layer_shapes_and_errors():
-    l_flow = NormalizingPlanarFlowLayer(InputLayer((None, 2)), name='planar')
-    assert l_flow.output_shape == [(None, 2), (None,)]
-    assert ListIndexLayer(l_flow, 0).output_shape == (None, 2)
-    assert ListIndexLayer(l_flow, 1).output_shape == (None,)
-    assert ListIndexLayer(l_flow, -2).output_shape == (None, 2)
-    assert ListIndexLayer(l_flow, np.int64(1)).output_shape == (None,)
-    assert ListIndexLayer([(7, 2), (7,)], -1).output_shape == (7,)
-
-    for index in (2, -3):
-        with pytest.raises(ValueError) as error:
-            ListIndexLayer(l_flow, index)
-        assert 'index %d' % index in str(error.value)
-        assert '2 outputs' in str(error.value)
-    with pytest.raises(ValueError, match=r'\(None, 2\)') as error:
-        ListIndexLayer(InputLayer((None, 2)), 0)
-    assert 'InputLayer' in str(error.value)
-    with pytest.raises(TypeError):
-        ListIndexLayer(l_flow, 0.5)

@@ -29,8 +29,7 @@ from theano.tensor.extra_ops import to_one_hot
 from ..nonlinearities import exp_half
 from .sample import (SampleAxesMixin, _check_same_shape, _require_matrix)
 
-__all__ = ['GumbelSoftmaxSampleLayer', 'LogisticNormalSampleLayer',
-           'ClipLayer']
+__all__ = ['GumbelSoftmaxSampleLayer', 'LogisticNormalSampleLayer']
 
 
 def _check_temperature(layer_name, temperature):
@@ -245,32 +244,3 @@ class LogisticNormalSampleLayer(_RelaxedCategoricalMixin, MergeLayer):
         std = self.nonlinearity(log_var)
         scores = self._per_example(mean) + self._per_example(std) * eps
         return self._relax(self._flatten(scores))
-
-
-class ClipLayer(Layer):
-    """Clip the input to [-bound, bound], e.g. the logits of a categorical
-    distribution so that its log-probabilities and relaxed samples stay
-    finite (vae_ssl clips those of q(y|x) to +-5).
-
-    Parameters
-    ----------
-    incoming : Layer
-    bound : float or None
-        None passes the input through.
-
-    Example
-    -------
-    >>> l_logits = ClipLayer(DenseLayer(l_h, 10, nonlinearity=None), 5.0)
-    """
-
-    def __init__(self, incoming, bound, **kwargs):
-        super(ClipLayer, self).__init__(incoming, **kwargs)
-        if bound is not None and not bound > 0:
-            raise ValueError('ClipLayer: bound must be positive or None, got '
-                             '%r' % (bound,))
-        self.bound = bound
-
-    def get_output_for(self, input, **kwargs):
-        if self.bound is None:
-            return input
-        return T.clip(input, -self.bound, self.bound)

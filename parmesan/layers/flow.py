@@ -28,7 +28,6 @@ Germain, M., Gregor, K., Murray, I. and Larochelle, H. (2015). MADE: masked
 autoencoder for distribution estimation. ICML.
 """
 import numbers
-from collections import OrderedDict
 
 import numpy as np
 import theano
@@ -37,22 +36,16 @@ from lasagne import init, nonlinearities
 from lasagne.layers import Layer, MergeLayer
 
 from ..nonlinearities import softplus
+from .special import describe_layer as _describe
 
 __all__ = ['NormalizingPlanarFlowLayer', 'NormalizingRadialFlowLayer',
-           'ListIndexLayer', 'MaskedDenseLayer',
+           'MaskedDenseLayer',
            'InverseAutoregressiveFlowLayer', 'made_input_degrees',
            'made_hidden_degrees', 'MASK_TYPES']
 
 #: Mask types of :class:`MaskedDenseLayer`: a ``'hidden'`` unit of degree k
 #: sees inputs of degree <= k, an ``'output'`` unit only those of degree < k.
 MASK_TYPES = ('hidden', 'output')
-
-
-def _describe(layer):
-    """'ClassName' or 'ClassName "name"', for error messages."""
-    if layer.name is None:
-        return type(layer).__name__
-    return '%s "%s"' % (type(layer).__name__, layer.name)
 
 
 def _matrix_width(layer, shape, what):
@@ -253,87 +246,6 @@ class NormalizingRadialFlowLayer(Layer):
         logdet = ((self.num_latent - 1) * T.log1p(beta_h) +
                   T.log1p(beta_h + beta_hat * h_prime * radius))
         return [f_z, logdet]
-
-
-class ListIndexLayer(Layer):
-    """Pick one output of a layer whose output is a list.
-
-    Flow layers return ``[f_z, logdet]``; ``ListIndexLayer(l_flow, 0)`` is
-    the transformed sample and ``ListIndexLayer(l_flow, 1)`` the log
-    determinant. Unlike the original Parmesan layer, the output shape is the
-    shape of the chosen element.
-
-    Parameters
-    ----------
-    incoming : a :class:`lasagne.layers.Layer` instance or a list of shapes
-        A layer whose output shape is a list (or tuple) of shapes, or that
-        list of shapes itself.
-    index : int
-        Which element to pick; negative values count from the end as in
-        Python.
-    **kwargs
-        Passed on like :class:`lasagne.layers.Layer` does (only ``name``).
-
-    Returns
-    -------
-    Theano expression (from :meth:`get_output_for`)
-        Element ``index`` of the incoming list, with output shape
-        ``incoming.output_shape[index]``.
-
-    Raises
-    ------
-    ValueError
-        If the incoming output shape is not a list of shapes, or `index` is
-        out of range.
-    TypeError
-        If `index` is not an integer.
-
-    Example
-    -------
-    >>> from lasagne.layers import InputLayer
-    >>> l_flow = NormalizingPlanarFlowLayer(InputLayer((None, 3)))
-    >>> ListIndexLayer(l_flow, -1).output_shape
-    (None,)
-    """
-
-    def __init__(self, incoming, index, name=None):
-        # Layer.__init__ checks every entry of the input shape with `d <= 0`,
-        # which on Python 3 raises TypeError for a list of shapes; so this
-        # constructor sets up what the base one would.
-        if isinstance(incoming, Layer):
-            self.input_layer = incoming
-            self.input_shape = incoming.output_shape
-        else:
-            self.input_layer = None
-            self.input_shape = incoming
-        self.name = name
-        self.params = OrderedDict()
-
-        shapes = self.input_shape
-        if not (isinstance(shapes, (list, tuple)) and len(shapes) > 0 and
-                all(isinstance(shape, (list, tuple)) for shape in shapes)):
-            raise ValueError('%s needs an incoming layer whose output shape '
-                             'is a list of shapes (such as a flow layer\'s '
-                             '[z, logdet]), got output shape %r%s'
-                             % (_describe(self), shapes,
-                                '' if self.input_layer is None else
-                                ' from %s' % _describe(self.input_layer)))
-        if isinstance(index, bool) or not isinstance(index,
-                                                     numbers.Integral):
-            raise TypeError('%s: index must be an int, got %r'
-                            % (_describe(self), index))
-        num_outputs = len(shapes)
-        if not -num_outputs <= index < num_outputs:
-            raise ValueError('%s: index %d is out of range for an incoming '
-                             'layer with %d outputs'
-                             % (_describe(self), index, num_outputs))
-        self.index = int(index)
-
-    def get_output_shape_for(self, input_shapes):
-        return input_shapes[self.index]
-
-    def get_output_for(self, input, **kwargs):
-        return input[self.index]
 
 
 def made_input_degrees(num_inputs, reverse=False):

@@ -1,13 +1,13 @@
 """Evaluation shared by the trainers: the importance-sampled test
-log-likelihood in memory-bounded chunks, active units, and batch-norm
-statistics collection."""
+log-likelihood in memory-bounded chunks, active units, classification
+error, and batch-norm statistics collection."""
 import numpy as np
 import scipy.special
 
 from .training import iterate_minibatches, progress
 
 __all__ = ['importance_sampled_log_likelihood', 'active_units',
-           'collect_statistics']
+           'classification_error', 'collect_statistics']
 
 
 def importance_sampled_log_likelihood(log_weights, x, num_samples=5000,
@@ -86,6 +86,32 @@ def active_units(posterior_mean, x, threshold=0.01, batch_size=1000):
                             iterate_minibatches(len(x), batch_size)])
     variances = means.var(axis=0)
     return int(np.sum(variances > threshold)), variances
+
+
+def classification_error(predict, x, targets, batch_size=1000):
+    """The percentage of rows of `x` whose most probable class under
+    ``predict`` is not the target.
+
+    Parameters
+    ----------
+    predict : callable(x_batch) -> array (batch, num_classes)
+    x : array (N, D)
+    targets : int array (N,)
+    batch_size : int
+
+    Returns
+    -------
+    float, in percent.
+
+    Example
+    -------
+    >>> classification_error(lambda x: x, np.eye(3), np.array([0, 1, 0]))
+    33.333333333333336
+    """
+    wrong = 0
+    for rows in iterate_minibatches(len(x), batch_size):
+        wrong += np.sum(np.argmax(predict(x[rows]), axis=1) != targets[rows])
+    return 100. * wrong / len(x)
 
 
 def collect_statistics(collect, x, normalize_layers, batch_size=1000):

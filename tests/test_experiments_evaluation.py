@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from parmesan.evaluation import (active_units,
-                                 importance_sampled_log_likelihood)
+from parmesan.experiments.evaluation import (active_units,
+                                             importance_sampled_log_likelihood)
 
 
 class NumpyLinearGaussian(object):

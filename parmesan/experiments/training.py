@@ -1,6 +1,5 @@
-"""The training loop every example shares: mini-batches, Adam with gradient
-clipping, learning-rate schedules, logs, atomic checkpoints with exact
-resume, a NaN guard and a progress display.
+"""The training loop every trainer shares: mini-batches, logs, atomic
+checkpoints with exact resume, a NaN guard and a progress display.
 
 A trainer compiles its Theano functions, then hands :func:`fit` a function
 that runs one epoch and, optionally, one that evaluates. :func:`fit` owns
@@ -18,13 +17,10 @@ import time
 from collections import OrderedDict
 
 import numpy as np
-import lasagne
-import theano.tensor as T
 
-__all__ = ['iterate_minibatches', 'adam_with_clipping', 'constant_schedule',
-           'step_annealing_schedule', 'burda_schedule', 'shared_state',
+__all__ = ['iterate_minibatches', 'semi_supervised_batches', 'shared_state',
            'save_checkpoint', 'load_checkpoint', 'NonFiniteError',
-           'check_finite', 'TrainingLog', 'progress', 'fit']
+           'check_finite', 'TrainingLog', 'progress', 'Run', 'fit']
 
 
 def iterate_minibatches(num_examples, batch_size, rng=None, drop_last=False):
@@ -52,61 +48,69 @@ def iterate_minibatches(num_examples, batch_size, rng=None, drop_last=False):
         yield order[start:start + batch_size]
 
 
-def adam_with_clipping(loss, params, learning_rate, beta1=0.9, beta2=0.999,
-                       epsilon=1e-8, max_norm=5.0, clip_value=1.0):
-    """Adam updates after rescaling the gradients to a total norm of at most
-    `max_norm` and clipping each element to [-clip_value, clip_value].
+def semi_supervised_batches(num_unlabelled, labelled_indices, batch_size,
+                            rng, labelled_draw='cycle', drop_last=None):
+    """One epoch of mixed batches: a pass over the unlabelled rows, each
+    batch paired with labelled rows.
+
+    Every row of the training set counts as unlabelled (the labelled ones
+    too, as in the ladder and M2 papers). The whole pipeline state is
+    `rng`'s (checkpointed for resume).
 
     Parameters
     ----------
-    loss : Theano scalar to minimise
-    params : list of shared variables
-    learning_rate : float or Theano shared scalar
-    beta1, beta2, epsilon : float
-        Adam's constants (Burda et al. use epsilon=1e-4).
-    max_norm, clip_value : float or None
-        None switches the respective step off.
+    num_unlabelled : int
+        Size of the training set.
+    labelled_indices : array of int
+        Rows whose labels may be used.
+    batch_size : int
+        Unlabelled rows per batch.
+    rng : numpy RandomState
+    labelled_draw : 'cycle' or 'with_replacement'
+        'cycle' (the ladder's): min(batch_size, number of labels) labelled
+        rows per batch, from successive random permutations of
+        `labelled_indices`, restarted every epoch. 'with_replacement'
+        (vae_ssl's M2): `batch_size` rows drawn uniformly with replacement.
+    drop_last : bool, optional
+        Leave out a final, smaller unlabelled batch. Default: for 'cycle',
+        unless it is the only batch; for 'with_replacement', never.
 
     Returns
     -------
-    OrderedDict of updates.
+    generator of (unlabelled_rows, labelled_rows) index arrays into the
+    training set.
 
     Example
     -------
-    >>> lr = theano.shared(lasagne.utils.floatX(1e-3))
-    >>> updates = adam_with_clipping(-bound, params, lr, epsilon=1e-4)
+    >>> rng = np.random.RandomState(0)
+    >>> pairs = list(semi_supervised_batches(10, [0, 5], 4, rng))
+    >>> [(len(u), sorted(l.tolist())) for u, l in pairs]
+    [(4, [0, 5]), (4, [0, 5])]
     """
-    grads = T.grad(loss, params)
-    if max_norm is not None:
-        grads = lasagne.updates.total_norm_constraint(grads, max_norm)
-    if clip_value is not None:
-        grads = [T.clip(g, -clip_value, clip_value) for g in grads]
-    return lasagne.updates.adam(grads, params, learning_rate=learning_rate,
-                                beta1=beta1, beta2=beta2, epsilon=epsilon)
-
-
-def constant_schedule(learning_rate):
-    """A learning rate that never changes."""
-    return lambda epoch: learning_rate
-
-
-def step_annealing_schedule(learning_rate, factor, start_epoch):
-    """Parmesan's annealing: multiply by `factor` every epoch from
-    `start_epoch` on (epochs count from 1)."""
-    return lambda epoch: learning_rate * factor ** max(0, epoch - start_epoch)
-
-
-def burda_schedule(base=1e-3, stages=8):
-    """Burda et al. (2015): 3**i epochs at base * 10**(-i/7), i = 0..7.
-
-    Returns the schedule and its total number of epochs (3280 for 8 stages).
-    """
-    boundaries = np.cumsum([3 ** i for i in range(stages)])
-
-    def schedule(epoch):
-        stage = int(np.searchsorted(boundaries, epoch))
-        return base * 10 ** (-min(stage, stages - 1) / 7.0)
-    return schedule, int(boundaries[-1])
+    labelled_indices = np.asarray(labelled_indices)
+    if len(labelled_indices) == 0:
+        raise ValueError('no labelled rows')
+    if labelled_draw not in ('cycle', 'with_replacement'):
+        raise ValueError("labelled_draw must be 'cycle' or "
+                         "'with_replacement', got %r" % (labelled_draw,))
+    cycle = labelled_draw == 'cycle'
+    if drop_last is None:
+        drop_last = cycle and num_unlabelled >= batch_size
+    labelled_per_batch = min(batch_size, len(labelled_indices)) if cycle \
+        else batch_size
+    pending = np.empty(0, dtype=labelled_indices.dtype)
+    for unlabelled in iterate_minibatches(num_unlabelled, batch_size, rng,
+                                          drop_last=drop_last):
+        if not cycle:
+            yield unlabelled, labelled_indices[
+                rng.randint(0, len(labelled_indices), batch_size)]
+            continue
+        while len(pending) < labelled_per_batch:
+            pending = np.concatenate([pending,
+                                      rng.permutation(labelled_indices)])
+        labelled, pending = pending[:labelled_per_batch], \
+            pending[labelled_per_batch:]
+        yield unlabelled, labelled
 
 
 def shared_state(functions):
@@ -280,9 +284,71 @@ def progress(iterable, total, description='', stream=None, min_seconds=2.0):
         stream.flush()
 
 
-def fit(train_epoch, num_epochs, outfolder, functions, rng, learning_rate=None,
-        schedule=None, evaluate=None, eval_every=10, checkpoint_every=10,
-        resume=False, header=None, after_epoch=None, deadline=None):
+class Run(object):
+    """What :func:`fit` needs of a run besides the model: its folder, the
+    data pipeline's random state, and how to log, checkpoint and stop.
+
+    Parameters
+    ----------
+    outfolder : str
+        Where ``log.txt``, ``log.jsonl`` and ``checkpoint.npz`` go.
+    rng : numpy RandomState
+        The random state of the data pipeline, checkpointed too.
+    header : str
+        First lines of ``log.txt`` (the command line and settings).
+    resume : bool
+        Continue from ``outfolder/checkpoint.npz``.
+    checkpoint_every : int
+        Epochs between checkpoints (the last epoch always writes one).
+    deadline : float, optional
+        A ``time.time()`` after which training stops at the end of the
+        running epoch, with a checkpoint.
+
+    Example
+    -------
+    >>> run = Run('results/demo', np.random.RandomState(1), 'demo run')
+    >>> run.checkpoint
+    'results/demo/checkpoint.npz'
+    """
+
+    def __init__(self, outfolder, rng, header='', resume=False,
+                 checkpoint_every=10, deadline=None):
+        self.outfolder = outfolder
+        self.rng = rng
+        self.header = header
+        self.resume = resume
+        self.checkpoint_every = checkpoint_every
+        self.deadline = deadline
+
+    @property
+    def checkpoint(self):
+        return os.path.join(self.outfolder, 'checkpoint.npz')
+
+    def out_of_time(self):
+        return self.deadline is not None and time.time() > self.deadline
+
+    def restore(self, variables):
+        """Load the checkpoint when resuming; return (first epoch, history)."""
+        if not self.resume:
+            return 1, []
+        if not os.path.exists(self.checkpoint):
+            raise IOError('--resume: no checkpoint at %s' % self.checkpoint)
+        done, history = load_checkpoint(self.checkpoint, variables, self.rng)
+        return done + 1, history
+
+
+def _check_row(row, epoch, checkpoint):
+    for key, value in row.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise NonFiniteError(
+                '%s became %s in epoch %d; stopping. The last good '
+                'checkpoint is %s' % (key, value, epoch, checkpoint
+                                      if os.path.exists(checkpoint)
+                                      else '(none written yet)'))
+
+
+def fit(train_epoch, num_epochs, run, functions, learning_rate=None,
+        schedule=None, evaluate=None, eval_every=10, after_epoch=None):
     """Run a training loop with logging, checkpoints, resume and a NaN guard.
 
     Parameters
@@ -291,27 +357,19 @@ def fit(train_epoch, num_epochs, outfolder, functions, rng, learning_rate=None,
         Runs one epoch and returns the numbers to log (floats).
     num_epochs : int
         The last epoch to run (epochs count from 1).
-    outfolder : str
-        Where ``log.txt``, ``log.jsonl`` and ``checkpoint.npz`` go.
+    run : :class:`Run`
+        The folder, random state, resume flag, checkpoint interval and
+        deadline.
     functions : list of compiled Theano functions
         Their shared variables make up the checkpointed state.
-    rng : numpy RandomState
-        The random state of the data pipeline, checkpointed too.
     learning_rate : Theano shared scalar, optional
         Set from `schedule` at the start of every epoch.
     schedule : callable(epoch) -> float, optional
     evaluate : callable(epoch) -> dict, optional
         Called every `eval_every` epochs and after the last one.
-    eval_every, checkpoint_every : int
-    resume : bool
-        Continue from ``outfolder/checkpoint.npz``.
-    header : str, optional
-        First line of ``log.txt``.
+    eval_every : int
     after_epoch : callable(history), optional
         Called after each logged epoch, for plots.
-    deadline : float, optional
-        A ``time.time()`` after which training stops at the end of the
-        running epoch, with a checkpoint.
 
     Returns
     -------
@@ -322,18 +380,17 @@ def fit(train_epoch, num_epochs, outfolder, functions, rng, learning_rate=None,
     NonFiniteError
         When a logged number becomes NaN or infinite; the last checkpoint
         written before stays in place.
+
+    Example
+    -------
+    >>> history = fit(lambda epoch: {'loss': 1.0 / epoch}, 3,
+    ...               Run(folder, rng), [train])       # doctest: +SKIP
     """
     variables = shared_state(functions)
-    checkpoint = os.path.join(outfolder, 'checkpoint.npz')
-    first_epoch, history = 1, []
-    if resume:
-        if not os.path.exists(checkpoint):
-            raise IOError('--resume: no checkpoint at %s' % checkpoint)
-        done, history = load_checkpoint(checkpoint, variables, rng)
-        first_epoch = done + 1
-    log = TrainingLog(outfolder, header, append=resume)
-    if resume:
-        log.message('resumed from %s after epoch %d' % (checkpoint,
+    first_epoch, history = run.restore(variables)
+    log = TrainingLog(run.outfolder, run.header, append=run.resume)
+    if run.resume:
+        log.message('resumed from %s after epoch %d' % (run.checkpoint,
                                                           first_epoch - 1))
     try:
         for epoch in range(first_epoch, num_epochs + 1):
@@ -349,20 +406,14 @@ def fit(train_epoch, num_epochs, outfolder, functions, rng, learning_rate=None,
             if evaluate is not None and (epoch % eval_every == 0 or
                                          epoch == num_epochs):
                 row.update(evaluate(epoch))
-            for key, value in row.items():
-                if isinstance(value, float) and not math.isfinite(value):
-                    raise NonFiniteError(
-                        '%s became %s in epoch %d; stopping. The last good '
-                        'checkpoint is %s' % (key, value, epoch,
-                                              checkpoint if os.path.exists(
-                                                  checkpoint) else
-                                              '(none written yet)'))
+            _check_row(row, epoch, run.checkpoint)
             history.append(row)
             log.write(row)
-            out_of_time = deadline is not None and time.time() > deadline
-            if epoch % checkpoint_every == 0 or epoch == num_epochs or \
+            out_of_time = run.out_of_time()
+            if epoch % run.checkpoint_every == 0 or epoch == num_epochs or \
                     out_of_time:
-                save_checkpoint(checkpoint, variables, rng, epoch, history)
+                save_checkpoint(run.checkpoint, variables, run.rng, epoch,
+                                history)
             if after_epoch is not None:
                 after_epoch(history)
             if out_of_time:

@@ -1,4 +1,4 @@
-"""The M2 trainer (parmesan.m2_training, examples/m2.py and
+"""The M2 trainer (parmesan.experiments.m2, examples/m2.py and
 m2_multiseed.py): the exact M2 bounds against numpy on a tiny model, the
 schedules and batches, flags, short runs of every model on a slice of real
 MNIST, resume, and the multi-seed runner."""
@@ -15,9 +15,8 @@ from scipy.special import log_softmax, logsumexp
 
 from parmesan.layers import (ClipLayer, DropoutCorruptionLayer,
                              NormalizeLayer, ScaleAndShiftLayer)
-from parmesan.m2_training import (MODELS, M2Model, annealing_coefficient,
-                                  m2_argument_parser, m2_batches, run,
-                                  run_multiseed, vae_ssl_lr_schedule)
+from parmesan.experiments.m2 import MODELS, M2Model, m2_argument_parser, run
+from parmesan.experiments.multiseed import run_multiseed
 from conftest import RTOL, floatx
 
 # The tiny model: 6 pixels, 3 classes, 2 latent units.
@@ -257,42 +256,6 @@ def test_relaxed_unlabelled_bound_matches_numpy_at_the_sampled_y(kind):
 
 # ------------------------------------------------------------ schedules etc.
 
-def test_annealing_coefficient_matches_vae_ssl_formula():
-    assert annealing_coefficient(1, 50000) == pytest.approx(0.01002)
-    assert annealing_coefficient(25000, 50000) == pytest.approx(0.51)
-    assert annealing_coefficient(49500, 50000) == 1.0
-    assert annealing_coefficient(1, 1) == 1.0
-    t = T.scalar()
-    f = theano.function([t], annealing_coefficient(t, 100.0))
-    np.testing.assert_allclose([f(1), f(50), f(500)], [0.02, 0.51, 1.0])
-
-
-def test_learning_rate_decays_by_1_0005_per_epoch_down_to_1e_4():
-    schedule = vae_ssl_lr_schedule(5e-4)
-    assert schedule(1) == 5e-4
-    assert schedule(2) == pytest.approx(5e-4 / 1.0005)
-    assert schedule(301) == pytest.approx(5e-4 / 1.0005 ** 300)
-    floor = vae_ssl_lr_schedule(1.0004e-4)
-    assert floor(2) == pytest.approx(1.0004e-4 / 1.0005 ** 0)
-    assert floor(100) == floor(2)
-
-
-def test_batches_pair_a_permutation_with_labelled_draws_with_replacement():
-    rng = np.random.RandomState(0)
-    batches = list(m2_batches(1000, 100, 100, rng))
-    assert len(batches) == 10
-    np.testing.assert_array_equal(
-        np.sort(np.concatenate([u for u, _ in batches])), np.arange(1000))
-    labelled = np.concatenate([l for _, l in batches])
-    assert labelled.min() >= 0 and labelled.max() < 100
-    # With replacement: a batch of 100 draws from 100 repeats some.
-    assert all(len(np.unique(l)) < 100 for _, l in batches)
-    again = list(m2_batches(1000, 100, 100, np.random.RandomState(0)))
-    for (u1, l1), (u2, l2) in zip(batches, again):
-        np.testing.assert_array_equal(u1, u2)
-        np.testing.assert_array_equal(l1, l2)
-
-
 @pytest.mark.parametrize('text,value', [('False', False), ('false', False),
                                         ('0', False), ('True', True),
                                         ('1', True)])
@@ -306,8 +269,8 @@ def test_bad_boolean_and_defaults():
     with pytest.raises(SystemExit):
         parser.parse_args(['-bn', 'maybe'])
     args = parser.parse_args([])
-    assert (args.model, args.ds, args.lr, args.cw, args.ancw,
-            args.sharpening, args.bs, args.ep, args.nlpc, args.seed,
+    assert (args.model, args.ds, args.lr, args.cw, args.anneal_cw,
+            args.sharpening, args.batch_size, args.nepochs, args.nlpc, args.seed,
             args.eval_epoch, args.bn, args.idrop, args.rv, args.qh,
             args.ql, args.ph, args.pl, args.mstride) == (
         'ExactM2', 50, 5e-4, 128.0, 50000, 3.0, 100, 300, 10, 1, 10, True,
@@ -348,7 +311,7 @@ def test_full_size_model_has_vae_ssl_architecture():
 # ------------------------------------------------------------ short runs
 
 #: A slice of MNIST and tiny widths; 10 iterations of 50 + 50 per epoch.
-TINY = ['-train_subset', '500', '-eval_subset', '500', '-eval_epoch', '1',
+TINY = ['--train-subset', '500', '--eval-subset', '500', '-eval_epoch', '1',
         '-qh', '16', '-ph', '16', '-ds', '4', '-ql', '1', '-al', '1',
         '-zl', '1', '-pl', '1', '-bs', '50']
 
@@ -398,7 +361,7 @@ def test_resume_continues_exactly(tmpdir, shared_data_dir):
     """2 epochs in one go equal 1 epoch, then --resume to 2; the annealing
     counter, noise streams and data order are all in the checkpoint."""
     common = ['-model', 'GumbelSoftmaxM2', '--data-dir',
-              shared_data_dir] + TINY + ['-checkpoint_every', '1',
+              shared_data_dir] + TINY + ['--checkpoint-every', '1',
                                          '-ancw', '7',
                                          '-annealSharpening', '7']
     straight = str(tmpdir.join('straight'))

@@ -63,9 +63,6 @@ Other choices, against vae_ssl's code (clinicalml/vae_ssl):
   10 * seed (vae_ssl seeded numpy with 10 * seed too, but drew differently,
   so the same seed picks other images).
 """
-import argparse
-import csv
-import json
 import os
 import sys
 import time
@@ -76,26 +73,29 @@ import lasagne
 import theano
 import theano.tensor as T
 from lasagne.layers import (ConcatLayer, DenseLayer, FeaturePoolLayer,
-                            InputLayer, Layer, get_all_layers,
-                            get_all_params, get_output)
+                            InputLayer, get_output)
 from theano.sandbox.rng_mrg import MRG_RandomStreams
 
-from . import datasets
-from .distributions import (kl_categorical_logits_uniform,
-                            kl_normal2_stdnormal, log_bernoulli_logits)
+from .. import datasets
+from ..distributions import (kl_categorical_logits_uniform,
+                             kl_normal2_stdnormal, log_bernoulli_logits)
+from ..layers import (ClipLayer, DropoutCorruptionLayer,
+                      GumbelSoftmaxSampleLayer, LogisticNormalSampleLayer,
+                      NormalizeLayer, SampleLayer, ScaleAndShiftLayer,
+                      ZerosLikeLayer)
+from ..layers.sample import draw_seed
+from ..updates import (adam_with_clipping, floored_decay_schedule,
+                       linear_warmup)
+from .cli import (add_run_flags, argument_parser, check_at_least,
+                  start_run, str2bool, write_results)
 from .evaluation import collect_statistics
-from .layers import (ClipLayer, DropoutCorruptionLayer,
-                     GumbelSoftmaxSampleLayer, LogisticNormalSampleLayer,
-                     NormalizeLayer, SampleLayer, ScaleAndShiftLayer)
-from .layers.sample import draw_seed
-from .plotting import plot_history, plot_per_latent, plt, save_image_grid
-from .training import (adam_with_clipping, check_finite, fit,
-                       iterate_minibatches, progress)
-from .vae_training import str2bool
+from .model import ExperimentModel
+from .plotting import plot_history, plot_per_latent, save_image_grid
+from .training import (check_finite, fit, iterate_minibatches, progress,
+                       semi_supervised_batches)
 
-__all__ = ['MODELS', 'VAE_SSL_VALID_ACCURACY', 'maxout_block', 'M2Model', 'annealing_coefficient',
-           'vae_ssl_lr_schedule', 'm2_batches', 'm2_argument_parser', 'run',
-           'multiseed_argument_parser', 'run_multiseed', 'summarise_seeds']
+__all__ = ['MODELS', 'VAE_SSL_VALID_ACCURACY', 'maxout_block', 'M2Model',
+           'm2_argument_parser', 'load_data', 'build_model', 'run']
 
 #: The ``-model`` choices.
 MODELS = ('ExactM2', 'GumbelSoftmaxM2', 'STGumbelSoftmaxM2',
@@ -175,7 +175,7 @@ def _stack(layer, num_layers, num_units, stride, batch_norm, init):
     return layer
 
 
-class M2Model(object):
+class M2Model(ExperimentModel):
     """The networks of Kingma et al.'s M2 in vae_ssl's architecture, and its
     labelled and unlabelled negative bounds.
 
@@ -233,6 +233,22 @@ class M2Model(object):
         self.z_noise = z_noise
         init = lasagne.init.Uniform(init_range)
 
+        self._build_classifier(num_features, num_classes, q_hidden,
+                               q_layers, alpha_layers, maxout_stride,
+                               batch_norm, input_dropout, init, logit_clip,
+                               temperature)
+        if kind == 'MLP':
+            return
+        self._build_posterior_z(num_classes, num_latent, q_hidden, z_layers,
+                                maxout_stride, batch_norm, init)
+        self._build_decoder(num_features, num_classes, num_latent, p_hidden,
+                            p_layers, maxout_stride, init)
+        self._srng = MRG_RandomStreams(draw_seed())
+
+    def _build_classifier(self, num_features, num_classes, q_hidden,
+                          q_layers, alpha_layers, maxout_stride, batch_norm,
+                          input_dropout, init, logit_clip, temperature):
+        """q(y|x), and the relaxed sample of y for the relaxed models."""
         self.l_x = InputLayer((None, num_features))
         self.l_dropout = DropoutCorruptionLayer(self.l_x, input_dropout)
         self.l_hx = _stack(self.l_dropout, q_layers, q_hidden, maxout_stride,
@@ -242,7 +258,7 @@ class M2Model(object):
         self.l_logits = ClipLayer(
             DenseLayer(layer, num_classes, W=init, b=init, nonlinearity=None),
             logit_clip)
-        self.relaxation, straight_through = _Y_HANDLING.get(kind,
+        self.relaxation, straight_through = _Y_HANDLING.get(self.kind,
                                                             (None, False))
         self.l_y_sample = None
         if self.relaxation == 'gumbel':
@@ -251,12 +267,13 @@ class M2Model(object):
         elif self.relaxation == 'logistic_normal':
             # vae_ssl's logistic normal has unit variance: log-variance 0.
             self.l_y_sample = LogisticNormalSampleLayer(
-                self.l_logits, _ZerosLikeLayer(self.l_logits), temperature,
+                self.l_logits, ZerosLikeLayer(self.l_logits), temperature,
                 straight_through=straight_through)
         self.classifier_layers = [self.l_hx, self.l_logits]
-        if kind == 'MLP':
-            return
 
+    def _build_posterior_z(self, num_classes, num_latent, q_hidden, z_layers,
+                           maxout_stride, batch_norm, init):
+        """q(z|x,y) on stand-ins for h(x) and y."""
         self.l_qz_h = InputLayer((None, q_hidden))
         self.l_qz_y = InputLayer((None, num_classes))
         l_y_embed = DenseLayer(self.l_qz_y, q_hidden, W=init, b=init,
@@ -269,13 +286,15 @@ class M2Model(object):
                                     nonlinearity=None)
         self.l_z = SampleLayer(self.l_mu, self.l_log_var)
 
+    def _build_decoder(self, num_features, num_classes, num_latent, p_hidden,
+                       p_layers, maxout_stride, init):
+        """p(x|y,z) on stand-ins for y and z (never batch-normalised)."""
         self.l_px_y = InputLayer((None, num_classes))
         self.l_px_z = InputLayer((None, num_latent))
         layer = _stack(ConcatLayer([self.l_px_y, self.l_px_z]), p_layers,
                        p_hidden, maxout_stride, False, init)
         self.l_x_logits = DenseLayer(layer, num_features, W=init, b=init,
                                      nonlinearity=None)
-        self._srng = MRG_RandomStreams(draw_seed())
 
     # ------------------------------------------------------------ structure
 
@@ -288,15 +307,6 @@ class M2Model(object):
         if self.kind != 'MLP':
             layers += [self.l_z, self.l_x_logits]
         return layers
-
-    def params(self, **tags):
-        """Every parameter (``trainable=True`` for the optimised ones)."""
-        return get_all_params(self.output_layers, **tags)
-
-    def normalize_layers(self):
-        """The NormalizeLayers, whose statistics evaluation needs."""
-        return [layer for layer in get_all_layers(self.output_layers)
-                if isinstance(layer, NormalizeLayer)]
 
     # ------------------------------------------------------------ pieces
 
@@ -439,93 +449,141 @@ class M2Model(object):
         terms['y'] = y
         return terms
 
+    # ------------------------------------------------------------ compiling
 
-class _ZerosLikeLayer(Layer):
-    """Zeros of the input's shape: the log-variance 0 of a unit-variance
-    logistic normal."""
+    def num_params(self):
+        """The number of trainable parameter values."""
+        return int(sum(np.prod(p.get_value().shape)
+                       for p in self.params(trainable=True)))
 
-    def get_output_for(self, input, **kwargs):
-        return T.zeros_like(input)
+    def compile_train(self, learning_rate, iteration, sharpening,
+                      classifier_weight=128.0, classifier_warmup=50000,
+                      l2=0.1, grad_norm=2.5):
+        """Compile one Adam step of vae_ssl's objective.
+
+        The objective is the batch *sum* ``sum U + sum L + a_t * cw *
+        sum CE(q(y|x_l), y_l) + l2 * sum_params ||p||^2``, with
+        a_t = :func:`parmesan.updates.linear_warmup` (t + 1,
+        `classifier_warmup`); the MLP minimises ``cw * sum CE`` alone.
+
+        Parameters
+        ----------
+        learning_rate : Theano shared scalar
+        iteration : Theano shared scalar
+            Iterations done so far; every call adds one.
+        sharpening : Theano scalar expression
+            The current sharpening, returned for the log.
+        classifier_weight, classifier_warmup : float
+            cw and the iterations of its warm-up.
+        l2 : float
+        grad_norm : float
+            Gradients are rescaled to a total norm of at most grad_norm per
+            1000 parameters (0: off).
+
+        Returns
+        -------
+        (function, names): ``function(x_u, x_l, y_l)`` (the MLP:
+        ``function(x_l, y_l)``) returns the numbers named by `names`
+        (:data:`M2_TRAIN_KEYS` or :data:`MLP_TRAIN_KEYS`), per example.
+        """
+        x_u, x_l = T.matrix('x_unlabelled'), T.matrix('x_labelled')
+        y_l = T.ivector('y_labelled')
+        a_cw = linear_warmup(iteration + 1, classifier_warmup)
+        _, logits_l = self.classify(x_l)
+        ce = T.nnet.categorical_crossentropy(T.nnet.softmax(logits_l), y_l)
+        accuracy = T.mean(T.eq(T.argmax(logits_l, axis=1), y_l))
+        params = self.params(trainable=True)
+        penalty = l2 * sum(T.sum(p ** 2) for p in params)
+        if self.kind == 'MLP':
+            # vae_ssl's MLP: the classifier loss alone, not annealed.
+            objective = classifier_weight * ce.sum()
+            outputs = [objective / x_l.shape[0], ce.mean(), accuracy]
+            inputs, names = [x_l, y_l], MLP_TRAIN_KEYS
+        else:
+            one_hot = T.extra_ops.to_one_hot(y_l, self.num_classes,
+                                             dtype=x_l.dtype)
+            unlabelled = self.unlabelled_terms(x_u)
+            labelled = self.labelled_terms(x_l, one_hot)
+            bound_sum = unlabelled['bound'].sum() + labelled['bound'].sum()
+            objective = bound_sum + a_cw * classifier_weight * ce.sum()
+            # vae_ssl's reported loss: un-annealed, per unlabelled example.
+            loss = (bound_sum + classifier_weight * ce.sum()) / x_u.shape[0]
+            outputs = [loss, unlabelled['bound'].mean(),
+                       labelled['bound'].mean(), ce.mean(), accuracy,
+                       unlabelled['kl_y'].mean(), unlabelled['kl_z'].mean(),
+                       unlabelled['nll_x'].mean(), a_cw, sharpening]
+            inputs, names = [x_u, x_l, y_l], M2_TRAIN_KEYS
+        num_params = self.num_params()
+        max_norm = grad_norm * num_params / 1000.0 if grad_norm else None
+        updates = adam_with_clipping(objective + penalty, params,
+                                     learning_rate, epsilon=1e-8,
+                                     max_norm=max_norm, clip_value=None)
+        updates[iteration] = iteration + 1
+        print('compiling %s (%d parameters; a cold Theano cache takes '
+              'minutes)...' % (self.kind, num_params), flush=True)
+        function = theano.function(inputs, outputs, updates=updates,
+                                   on_unused_input='ignore')
+        return function, list(names)
+
+    def compile_evaluation(self):
+        """Compile collect (with batch norm only), evaluate and decode.
+
+        Returns
+        -------
+        OrderedDict of compiled functions: ``collect(x)`` fills the
+        batch-norm statistics; ``evaluate(x)`` -> probs (B, K) [, exact
+        U(x) (B,), per-latent KL (B, num_latent)] with stored statistics;
+        ``decode(y, z)`` -> Bernoulli means (M2 models only).
+        """
+        functions = OrderedDict()
+        x = T.matrix('x')
+        if self.normalize_layers():
+            if self.kind == 'MLP':
+                collected = self.classify(x, collect=True)[1]
+            else:
+                collected = self.unlabelled_terms(x, collect=True)['bound']
+            functions['collect'] = theano.function([x], collected.sum())
+        hx, logits = self.classify(x, deterministic=True)
+        if self.kind == 'MLP':
+            functions['evaluate'] = theano.function([x],
+                                                    T.nnet.softmax(logits))
+            return functions
+        exact = self.exact_unlabelled_terms(x, hx, logits,
+                                            deterministic=True)
+        functions['evaluate'] = theano.function(
+            [x], [exact['probs'], exact['bound'], exact['kl_units']])
+        y, z = T.matrix('y'), T.matrix('z')
+        functions['decode'] = theano.function(
+            [y, z], T.nnet.sigmoid(self.decode_logits(y, z,
+                                                      deterministic=True)))
+        return functions
 
 
-# ---------------------------------------------------------------- schedules
-
-
-def annealing_coefficient(iteration, num_iterations):
-    """vae_ssl's warm-up a_t = min(1, 0.01 + t / N) at iteration t >= 1.
-
-    Works on numbers and on Theano scalars.
-
-    Example
-    -------
-    >>> annealing_coefficient(25000, 50000)
-    0.51
-    """
-    value = 0.01 + iteration / float(num_iterations)
-    if isinstance(value, theano.Variable):
-        return T.minimum(1.0, value)
-    return min(1.0, value)
-
-
-def vae_ssl_lr_schedule(learning_rate, factor=LR_DECAY, floor=LR_FLOOR):
-    """vae_ssl's decay: divide by `factor` after every epoch unless that
-    would go below `floor` (then it stays). Epochs count from 1.
-
-    Example
-    -------
-    >>> schedule = vae_ssl_lr_schedule(5e-4)
-    >>> schedule(1), round(schedule(301), 7)
-    (0.0005, 0.0004304)
-    """
-    def schedule(epoch):
-        value = learning_rate
-        for _ in range(epoch - 1):
-            if value / factor < floor:
-                break
-            value /= factor
-        return value
-    return schedule
-
-
-def m2_batches(num_unlabelled, num_labelled, batch_size, rng):
-    """One epoch of semi-supervised batches as vae_ssl draws them.
-
-    The unlabelled rows are a permutation of all `num_unlabelled` training
-    rows (labelled ones included) cut into batches of `batch_size`; each
-    batch is paired with `batch_size` labelled rows drawn with replacement.
-
-    Parameters
-    ----------
-    num_unlabelled, num_labelled, batch_size : int
-    rng : numpy RandomState
-
-    Yields
-    ------
-    (unlabelled_rows, labelled_rows): index arrays into the training set and
-    into the labelled set.
-
-    Example
-    -------
-    >>> for rows_u, rows_l in m2_batches(50000, 100, 100, rng):
-    ...     train(x[rows_u], x_l[rows_l], y_l[rows_l])
-    """
-    for rows in iterate_minibatches(num_unlabelled, batch_size, rng):
-        yield rows, rng.randint(0, num_labelled, batch_size)
+#: What the training function returns, in order, per kind of model.
+M2_TRAIN_KEYS = ('loss', 'boundU', 'boundL', 'ce', 'acc_labelled', 'kl_y',
+                 'kl_z', 'nll_x', 'a_cw', 'sharpening')
+MLP_TRAIN_KEYS = ('loss', 'ce', 'acc_labelled')
 
 
 # ---------------------------------------------------------------- trainer
 
 
 def m2_argument_parser(description='Train an M2 model on MNIST.'):
-    """The trainer's flags: vae_ssl's names and defaults where it has them.
+    """The trainer's flags: vae_ssl's names and defaults where it has them
+    (``-bs``, ``-ep``, ``-seed``, ``-efreq``, ... stay accepted beside the
+    spellings the other trainers share).
 
     Returns
     -------
     argparse.ArgumentParser
+
+    Example
+    -------
+    >>> args = m2_argument_parser().parse_args(['-bs', '50', '-ep', '3'])
+    >>> args.batch_size, args.nepochs
+    (50, 3)
     """
-    parser = argparse.ArgumentParser(
-        description=description,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argument_parser(description)
     add = parser.add_argument
     add('-model', choices=MODELS, default='ExactM2',
         help='how y is handled in the unlabelled bound (see module doc); '
@@ -545,22 +603,22 @@ def m2_argument_parser(description='Train an M2 model on MNIST.'):
         help='batch-normalise the inference networks (never p(x|y,z))')
     add('-idrop', type=float, default=0.25,
         help='dropout probability on x in the inference network')
-    add('-iw', '--init_weight', type=float, default=0.1,
-        help='every parameter starts as U(-iw, iw) (vae_ssl; not importance '
-             'weights)')
-    add('-logit_clip', type=float, default=5.0,
+    add('--init-weight', '-iw', type=float, default=0.1,
+        help='every parameter starts as U(-w, w) (vae_ssl\'s -iw; not '
+             'importance weights)')
+    add('--logit-clip', type=float, default=5.0,
         help='clip the logits of q(y|x) to +-this (0: off)')
-    add('-znoise', type=float, default=0.05,
+    add('--z-noise', type=float, default=0.05,
         help='std. dev. of the extra noise vae_ssl adds to z in training')
     add('-sharpening', type=float, default=3.0,
         help='inverse temperature s of the relaxed y samples '
              '(temperature 1/s)')
-    add('-annealSharpening', type=float, default=1,
+    add('--anneal-sharpening', '-annealSharpening', type=float, default=1,
         help='iterations over which s rises from 0.5 s to s with '
              'a_t = min(1, 0.01 + t/N); vae_ssl\'s 1 means no annealing')
     add('-cw', type=float, default=128.0,
         help='weight of the summed classifier cross-entropy')
-    add('-ancw', type=float, default=50000,
+    add('--anneal-cw', '-ancw', '--annealCW', type=float, default=50000,
         help='iterations over which the classifier weight is annealed in, '
              'a_t = min(1, 0.01 + t/N)')
     add('-rv', type=float, default=0.1,
@@ -572,50 +630,38 @@ def m2_argument_parser(description='Train an M2 model on MNIST.'):
     add('-lr', type=float, default=5e-4,
         help='Adam learning rate, divided by 1.0005 every epoch while it '
              'stays >= 1e-4')
-    add('-bs', type=int, default=100,
+    add('-batch_size', '-bs', type=int, default=100,
         help='unlabelled and labelled images per iteration (each)')
-    add('-ep', type=int, default=300, help='epochs')
+    add('-nepochs', '-ep', '--epochs', dest='nepochs', type=int, default=300,
+        help='epochs')
     add('-nlpc', type=int, default=10, help='labels per class')
-    add('-seed', type=int, default=1,
-        help='seeds the labels (RandomState(10*seed), as vae_ssl), the data '
-             'order and the initialisation')
     add('-eval_epoch', '-efreq', type=int, default=10,
         help='validation accuracy every this many epochs (and after the '
              'last)')
-    add('-checkpoint_every', type=int, default=10, help='epochs')
     add('-maxiters', type=int, default=None,
         help='at most this many iterations per epoch (vae_ssl\'s debugging '
              'flag; for timing and quick tests)')
-    add('-train_subset', type=int, default=None,
-        help='train on the first N training images only (quick tests)')
-    add('-eval_subset', type=int, default=None,
+    add('--eval-subset', type=int, default=None,
         help='evaluate on the first N validation / test images only')
-    add('-outfolder', default=None,
-        help='where results go (default results/m2/<model>_seed<seed>)')
-    add('--max-minutes', type=float, default=None,
-        help='stop training after this wall time (at an epoch boundary, '
-             'with a checkpoint), then evaluate')
-    add('--data-dir', default=None,
-        help='folder with the MNIST files (default: $PARMESAN_DATA, else '
-             '~/.parmesan/data)')
-    add('--resume', action='store_true',
-        help='continue from OUTFOLDER/checkpoint.npz')
+    add_run_flags(parser, outfolder=None, seed=1, seed_aliases=('-seed',),
+                  seed_help='seeds the labels (RandomState(10*seed), as '
+                            'vae_ssl), the data order and the '
+                            'initialisation')
     return parser
 
 
 def _check_args(parser, args):
-    for name in ('ds', 'ph', 'pl', 'qh', 'ql', 'al', 'zl', 'mstride', 'bs',
-                 'ep', 'nlpc', 'eval_epoch', 'checkpoint_every'):
-        minimum = 0 if name in ('pl', 'al', 'zl') else 1
-        if getattr(args, name) < minimum:
-            parser.error('-%s must be at least %d, got %r'
-                         % (name, minimum, getattr(args, name)))
-    if args.maxiters is not None and args.maxiters < 1:
-        parser.error('-maxiters must be at least 1, got %r' % args.maxiters)
-    for name in ('sharpening', 'annealSharpening', 'ancw'):
+    check_at_least(parser, args, 1, (
+        'ds', 'ph', 'qh', 'ql', 'mstride', 'batch_size', 'nepochs', 'nlpc',
+        'eval_epoch', 'checkpoint_every', 'maxiters', 'train_subset',
+        'eval_subset'))
+    check_at_least(parser, args, 0, ('pl', 'al', 'zl'))
+    for name, flag in (('sharpening', '-sharpening'),
+                       ('anneal_sharpening', '--anneal-sharpening'),
+                       ('anneal_cw', '--anneal-cw')):
         if not getattr(args, name) > 0:
-            parser.error('-%s must be positive, got %r'
-                         % (name, getattr(args, name)))
+            parser.error('%s must be positive, got %r'
+                         % (flag, getattr(args, name)))
     if not 0 <= args.idrop < 1:
         parser.error('-idrop must be in [0, 1), got %r' % args.idrop)
 
@@ -653,101 +699,98 @@ def build_model(args, temperature=1 / 3.):
                    maxout_stride=args.mstride, batch_norm=args.bn,
                    input_dropout=args.idrop, init_range=args.init_weight,
                    logit_clip=args.logit_clip or None,
-                   temperature=temperature, z_noise=args.znoise)
-
-
-#: What the training function returns, in order, per kind of model.
-M2_TRAIN_KEYS = ('loss', 'boundU', 'boundL', 'ce', 'acc_labelled', 'kl_y',
-                 'kl_z', 'nll_x', 'a_cw', 'sharpening')
-MLP_TRAIN_KEYS = ('loss', 'ce', 'acc_labelled')
-
-
-def compile_functions(model, args, iteration, sharpening, learning_rate):
-    """Compile train, collect, evaluate and decode.
-
-    Parameters
-    ----------
-    model : M2Model
-    args : parsed flags
-    iteration : shared scalar, iterations done so far (updated by train)
-    sharpening : Theano scalar expression, the current sharpening
-    learning_rate : shared scalar
-
-    Returns
-    -------
-    OrderedDict of compiled functions:
-
-    * ``train(x_u, x_l, y_l)`` -> the numbers of M2_TRAIN_KEYS (or
-      MLP_TRAIN_KEYS), per example;
-    * ``collect(x)`` fills the batch-norm statistics (None without BN);
-    * ``evaluate(x)`` -> probs (B, K) [, exact U(x) (B,), per-latent KL
-      (B, ds)] with stored statistics;
-    * ``decode(y, z)`` -> Bernoulli means (M2 models only).
-    """
-    x_u, x_l = T.matrix('x_unlabelled'), T.matrix('x_labelled')
-    y_l = T.ivector('y_labelled')
-    a_cw = annealing_coefficient(iteration + 1, args.ancw)
-    _, logits_l = model.classify(x_l)
-    ce = T.nnet.categorical_crossentropy(T.nnet.softmax(logits_l), y_l)
-    accuracy = T.mean(T.eq(T.argmax(logits_l, axis=1), y_l))
-    params = model.params(trainable=True)
-    penalty = args.rv * sum(T.sum(p ** 2) for p in params)
-    if model.kind == 'MLP':
-        # vae_ssl's MLP: the classifier loss alone, not annealed.
-        objective = args.cw * ce.sum()
-        outputs = [objective / x_l.shape[0], ce.mean(), accuracy]
-        inputs = [x_l, y_l]
-    else:
-        one_hot = T.extra_ops.to_one_hot(y_l, model.num_classes,
-                                         dtype=x_l.dtype)
-        unlabelled = model.unlabelled_terms(x_u)
-        labelled = model.labelled_terms(x_l, one_hot)
-        bound_sum = unlabelled['bound'].sum() + labelled['bound'].sum()
-        objective = bound_sum + a_cw * args.cw * ce.sum()
-        # vae_ssl's reported loss: un-annealed, per unlabelled example.
-        loss = (bound_sum + args.cw * ce.sum()) / x_u.shape[0]
-        outputs = [loss, unlabelled['bound'].mean(),
-                   labelled['bound'].mean(), ce.mean(), accuracy,
-                   unlabelled['kl_y'].mean(), unlabelled['kl_z'].mean(),
-                   unlabelled['nll_x'].mean(), a_cw, sharpening]
-        inputs = [x_u, x_l, y_l]
-    num_params = int(sum(np.prod(p.get_value().shape) for p in params))
-    max_norm = args.gn * num_params / 1000.0 if args.gn else None
-    updates = adam_with_clipping(objective + penalty, params, learning_rate,
-                                 epsilon=1e-8, max_norm=max_norm,
-                                 clip_value=None)
-    updates[iteration] = iteration + 1
-    functions = OrderedDict()
-    print('compiling %s (%d parameters; a cold Theano cache takes minutes)'
-          '...' % (model.kind, num_params), flush=True)
-    functions['train'] = theano.function(inputs, outputs, updates=updates,
-                                         on_unused_input='ignore')
-    x = T.matrix('x')
-    if model.normalize_layers():
-        if model.kind == 'MLP':
-            collected = model.classify(x, collect=True)[1]
-        else:
-            collected = model.unlabelled_terms(x, collect=True)['bound']
-        functions['collect'] = theano.function([x], collected.sum())
-    else:
-        functions['collect'] = None
-    hx, logits = model.classify(x, deterministic=True)
-    if model.kind == 'MLP':
-        functions['evaluate'] = theano.function([x], T.nnet.softmax(logits))
-    else:
-        exact = model.exact_unlabelled_terms(x, hx, logits,
-                                             deterministic=True)
-        functions['evaluate'] = theano.function(
-            [x], [exact['probs'], exact['bound'], exact['kl_units']])
-        y, z = T.matrix('y'), T.matrix('z')
-        functions['decode'] = theano.function(
-            [y, z], T.nnet.sigmoid(model.decode_logits(y, z,
-                                                       deterministic=True)))
-    return functions, num_params
+                   temperature=temperature, z_noise=args.z_noise)
 
 
 def _binarize(x, rng):
     return datasets.binarize(x, rng).astype(theano.config.floatX)
+
+
+def _epoch_trainer(train, names, args, data, rng):
+    x_train, t_train, labelled = data['x_train'], data['t_train'], \
+        data['labelled']
+    is_mlp = args.model == 'MLP'
+
+    def train_epoch(epoch):
+        images = _binarize(x_train, rng)
+        batches = list(semi_supervised_batches(
+            len(images), labelled, args.batch_size, rng,
+            labelled_draw='with_replacement'))[:args.maxiters]
+        sums = np.zeros(len(names))
+        for rows_u, rows_l in progress(batches, len(batches),
+                                       'epoch %d' % epoch):
+            inputs = [_binarize(x_train[rows_l], rng), t_train[rows_l]]
+            if not is_mlp:
+                inputs.insert(0, images[rows_u])
+            values = np.array(train(*inputs), dtype=np.float64)
+            sums += check_finite(values, 'the training loss in epoch %d'
+                                 % epoch)
+        row = OrderedDict(('train_' + key, float(value))
+                          for key, value in zip(names, sums / len(batches)))
+        if not is_mlp:
+            # Annealed values at the end of the epoch, not their means.
+            row['a_cw'] = float(values[names.index('a_cw')])
+            row['sharpening'] = float(values[names.index('sharpening')])
+            del row['train_a_cw'], row['train_sharpening']
+        return row
+    return train_epoch
+
+
+class _Evaluator(object):
+    """Batch-norm statistics from the training images, then q(y|x) and the
+    exact unlabelled bound on held-out images."""
+
+    def __init__(self, functions, model, x_train):
+        self.functions = functions
+        self.normalize_layers = model.normalize_layers()
+        self.is_mlp = model.kind == 'MLP'
+        self.x_train = x_train
+
+    def prepare(self, epoch):
+        # A binarisation of its own (seeded by the epoch), so evaluating
+        # does not move the data stream of training and resumes exactly.
+        if self.normalize_layers:
+            collect_statistics(self.functions['collect'],
+                               _binarize(self.x_train, np.random.RandomState(
+                                   100003 + epoch)),
+                               self.normalize_layers, batch_size=EVAL_BATCH)
+
+    def predict(self, x):
+        """(probs, exact U(x) or None, per-latent KL or None)."""
+        x = x.astype(theano.config.floatX)
+        parts = [self.functions['evaluate'](x[rows]) for rows in
+                 iterate_minibatches(len(x), EVAL_BATCH)]
+        if self.is_mlp:
+            return np.concatenate(parts), None, None
+        return tuple(np.concatenate(p) for p in zip(*parts))
+
+    def validation_row(self, epoch, x_valid, t_valid):
+        self.prepare(epoch)
+        probs, bound, _ = self.predict(x_valid)
+        row = OrderedDict()
+        row['valid_acc'] = float(np.mean(probs.argmax(1) == t_valid))
+        if bound is not None:
+            row['valid_boundU'] = float(bound.mean())
+        return row
+
+
+def _plotter(args):
+    name = '%s seed %d' % (args.model, args.seed)
+
+    def plots(history):
+        plot_history(history, ['train_acc_labelled', 'valid_acc'],
+                     os.path.join(args.outfolder, 'accuracy.png'),
+                     title=name, ylabel='accuracy')
+        if args.model != 'MLP':
+            plot_history(history, ['train_boundU', 'train_boundL',
+                                   'valid_boundU'],
+                         os.path.join(args.outfolder, 'curves.png'),
+                         title=name, ylabel='negative bound, nats')
+        else:
+            plot_history(history, ['train_ce'],
+                         os.path.join(args.outfolder, 'curves.png'),
+                         title=name, ylabel='cross-entropy, nats')
+    return plots
 
 
 def run(argv=None, description='Train an M2 model on MNIST with 100 labels.'):
@@ -765,8 +808,9 @@ def run(argv=None, description='Train an M2 model on MNIST with 100 labels.'):
 
     Example
     -------
-    >>> results = run(['-model', 'ExactM2', '-ep', '2', '-train_subset',
-    ...                '500', '-outfolder', '/tmp/m2'])   # doctest: +SKIP
+    >>> results = run(['-model', 'ExactM2', '-nepochs', '2',
+    ...                '--train-subset', '500', '-outfolder', '/tmp/m2'])
+    ... # doctest: +SKIP
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = m2_argument_parser(description)
@@ -775,112 +819,39 @@ def run(argv=None, description='Train an M2 model on MNIST with 100 labels.'):
     if args.outfolder is None:
         args.outfolder = os.path.join('results', 'm2', '%s_seed%d'
                                       % (args.model, args.seed))
-
-    rng = np.random.RandomState(args.seed)
-    lasagne.random.set_rng(np.random.RandomState(args.seed + 1))
+    run_folder = start_run(args, argv)
     data = load_data(args)
-    x_train, labelled = data['x_train'], data['labelled']
-    x_labelled, y_labelled = x_train[labelled], data['t_train'][labelled]
+    run_folder.header += '\nlabelled rows: %s' % data['labelled'].tolist()
 
     iteration = theano.shared(lasagne.utils.floatX(0.0), 'iteration')
     sharpening = args.sharpening * 0.5 * (
-        1.0 + annealing_coefficient(iteration + 1, args.annealSharpening))
+        1.0 + linear_warmup(iteration + 1, args.anneal_sharpening))
     model = build_model(args, temperature=1.0 / sharpening)
     learning_rate = theano.shared(lasagne.utils.floatX(args.lr), 'lr')
-    functions, num_params = compile_functions(model, args, iteration,
-                                              sharpening, learning_rate)
-    train = functions['train']
-    train_keys = MLP_TRAIN_KEYS if args.model == 'MLP' else M2_TRAIN_KEYS
-    normalize_layers = model.normalize_layers()
-
-    def train_epoch(epoch):
-        images = _binarize(x_train, rng)
-        batches = list(m2_batches(len(images), len(labelled), args.bs,
-                                  rng))[:args.maxiters]
-        sums = np.zeros(len(train_keys))
-        for rows_u, rows_l in progress(batches, len(batches),
-                                       'epoch %d' % epoch):
-            x_l = _binarize(x_labelled[rows_l], rng)
-            inputs = [x_l, y_labelled[rows_l]]
-            if args.model != 'MLP':
-                inputs.insert(0, images[rows_u])
-            values = np.array(train(*inputs), dtype=np.float64)
-            sums += check_finite(values, 'the training loss in epoch %d'
-                                 % epoch)
-        means = sums / len(batches)
-        row = OrderedDict(('train_' + key, float(value))
-                          for key, value in zip(train_keys, means))
-        if args.model != 'MLP':
-            # Annealed values at the end of the epoch, not their means.
-            row['a_cw'] = float(values[train_keys.index('a_cw')])
-            row['sharpening'] = float(values[train_keys.index('sharpening')])
-            del row['train_a_cw'], row['train_sharpening']
-        return row
-
-    def prepare_evaluation(epoch):
-        # A binarisation of its own (seeded by the epoch), so evaluating
-        # does not move the data stream of training and resumes exactly.
-        if normalize_layers:
-            collect_statistics(functions['collect'],
-                               _binarize(x_train, np.random.RandomState(
-                                   100003 + epoch)),
-                               normalize_layers, batch_size=EVAL_BATCH)
-
-    def predict(x):
-        parts = [functions['evaluate'](x[rows]) for rows in
-                 iterate_minibatches(len(x), EVAL_BATCH)]
-        if args.model == 'MLP':
-            return np.concatenate(parts), None, None
-        return tuple(np.concatenate(p) for p in zip(*parts))
-
-    def evaluate(epoch):
-        prepare_evaluation(epoch)
-        probs, bound, _ = predict(data['x_valid'].astype(theano.config.floatX))
-        row = OrderedDict()
-        row['valid_acc'] = float(np.mean(probs.argmax(1) == data['t_valid']))
-        if bound is not None:
-            row['valid_boundU'] = float(bound.mean())
-        return row
-
-    os.makedirs(args.outfolder, exist_ok=True)
-    header = 'command: %s\nsettings: %s\nlabelled rows: %s' % (
-        ' '.join([os.path.basename(sys.argv[0])] + argv),
-        json.dumps(vars(args), sort_keys=True), labelled.tolist())
-
-    def plots(history):
-        name = '%s seed %d' % (args.model, args.seed)
-        plot_history(history, ['train_acc_labelled', 'valid_acc'],
-                     os.path.join(args.outfolder, 'accuracy.png'),
-                     title=name, ylabel='accuracy')
-        if args.model != 'MLP':
-            plot_history(history, ['train_boundU', 'train_boundL',
-                                   'valid_boundU'],
-                         os.path.join(args.outfolder, 'curves.png'),
-                         title=name, ylabel='negative bound, nats')
-        else:
-            plot_history(history, ['train_ce'],
-                         os.path.join(args.outfolder, 'curves.png'),
-                         title=name, ylabel='cross-entropy, nats')
-
-    deadline = None if args.max_minutes is None else \
-        time.time() + 60 * args.max_minutes
-    history = fit(train_epoch, args.ep, args.outfolder,
-                  [f for f in functions.values() if f is not None], rng,
+    train, names = model.compile_train(
+        learning_rate, iteration, sharpening, classifier_weight=args.cw,
+        classifier_warmup=args.anneal_cw, l2=args.rv, grad_norm=args.gn)
+    evaluator = _Evaluator(model.compile_evaluation(), model,
+                           data['x_train'])
+    history = fit(_epoch_trainer(train, names, args, data, run_folder.rng),
+                  args.nepochs, run_folder,
+                  [train] + list(evaluator.functions.values()),
                   learning_rate=learning_rate,
-                  schedule=vae_ssl_lr_schedule(args.lr),
-                  evaluate=evaluate, eval_every=args.eval_epoch,
-                  checkpoint_every=args.checkpoint_every,
-                  resume=args.resume, header=header, after_epoch=plots,
-                  deadline=deadline)
+                  schedule=floored_decay_schedule(args.lr, LR_DECAY,
+                                                  LR_FLOOR),
+                  evaluate=lambda epoch: evaluator.validation_row(
+                      epoch, data['x_valid'], data['t_valid']),
+                  eval_every=args.eval_epoch, after_epoch=_plotter(args))
+    return _final_evaluation(args, model, evaluator, history, data)
 
+
+def _final_evaluation(args, model, evaluator, history, data):
     print('final evaluation on the validation and test sets...', flush=True)
     start = time.time()
     last_epoch = history[-1]['epoch'] if history else 0
-    prepare_evaluation(last_epoch)
-    floatx = theano.config.floatX
-    valid_probs, valid_bound, kl_units = predict(
-        data['x_valid'].astype(floatx))
-    test_probs, test_bound, _ = predict(data['x_test'].astype(floatx))
+    evaluator.prepare(last_epoch)
+    valid_probs, valid_bound, kl_units = evaluator.predict(data['x_valid'])
+    test_probs, test_bound, _ = evaluator.predict(data['x_test'])
     valid_acc = float(np.mean(valid_probs.argmax(1) == data['t_valid']))
     test_acc = float(np.mean(test_probs.argmax(1) == data['t_test']))
     evaluated = [row for row in history if 'valid_acc' in row]
@@ -891,8 +862,8 @@ def run(argv=None, description='Train an M2 model on MNIST with 100 labels.'):
         ('model', args.model),
         ('seed', args.seed),
         ('epochs', last_epoch),
-        ('num_labels', int(len(labelled))),
-        ('num_params', num_params),
+        ('num_labels', int(len(data['labelled']))),
+        ('num_params', model.num_params()),
         ('train_seconds', round(train_seconds, 1)),
         ('seconds_per_epoch', round(train_seconds / max(len(history), 1),
                                     1)),
@@ -908,13 +879,12 @@ def run(argv=None, description='Train an M2 model on MNIST with 100 labels.'):
          else float(test_bound.mean())),
         ('vae_ssl_valid_acc', VAE_SSL_VALID_ACCURACY.get(args.model)),
         ('last_train', history[-1] if history else None),
-        ('labelled_rows', labelled.tolist()),
+        ('labelled_rows', data['labelled'].tolist()),
         ('settings', vars(args)),
     ])
-    with open(os.path.join(args.outfolder, 'results.json'), 'w') as stream:
-        json.dump(results, stream, indent=2)
+    write_results(args.outfolder, results)
     if args.model != 'MLP':
-        _sample_grid(functions['decode'], model,
+        _sample_grid(evaluator.functions['decode'], model,
                      os.path.join(args.outfolder, 'samples.png'))
         plot_per_latent(kl_units.mean(axis=0),
                         os.path.join(args.outfolder, 'latent_kl.png'),
@@ -938,257 +908,3 @@ def _sample_grid(decode, model, path, columns=10):
     save_image_grid(decode(y, z), path, columns=columns,
                     title='p(x | y, z): row = class 0..%d, column = one z'
                           % (num_classes - 1))
-
-
-# ---------------------------------------------------------------- seeds
-
-
-def multiseed_argument_parser():
-    """Flags of the multi-seed runner; everything else goes to :func:`run`.
-
-    Returns
-    -------
-    argparse.ArgumentParser
-    """
-    parser = argparse.ArgumentParser(
-        description='Run several M2 models over several seeds (one after '
-                    'the other, each resumable in its own folder), then '
-                    'write one table and one plot of validation accuracy '
-                    'per epoch (mean +- std over seeds). Flags not listed '
-                    'here are passed to every run (see examples/m2.py '
-                    '--help).',
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    add = parser.add_argument
-    add('--models', default='ExactM2',
-        help='comma-separated, from: %s' % ', '.join(MODELS))
-    add('--seeds', default='1,2,3,4,5,6,7,8,9,10',
-        help='comma-separated seeds (vae_ssl used 1..10)')
-    add('-outfolder', default=os.path.join('results', 'm2_multiseed'),
-        help='runs go to OUTFOLDER/<model>/seed<N>; the table and plot to '
-             'OUTFOLDER')
-    add('--max-minutes', type=float, default=None,
-        help='total wall-time budget: each run gets what is left; runs '
-             'that do not start are reported as missing')
-    add('--summary-only', action='store_true',
-        help='only write the table and plot from the runs on disk')
-    return parser
-
-
-def _parse_list(text, convert, what):
-    try:
-        values = [convert(part) for part in text.split(',') if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError('bad %s list %r' % (what, text))
-    if not values:
-        raise argparse.ArgumentTypeError('empty %s list' % what)
-    return values
-
-
-def run_multiseed(argv=None):
-    """Train every model for every seed, then summarise.
-
-    A run whose results.json covers the requested epochs is skipped, one
-    with a checkpoint is resumed, others start fresh, so an interrupted
-    invocation can simply be repeated.
-
-    Parameters
-    ----------
-    argv : list of str, optional (default: sys.argv[1:])
-
-    Returns
-    -------
-    list of dicts, the table rows (see :func:`summarise_seeds`).
-
-    Example
-    -------
-    >>> run_multiseed(['--models', 'ExactM2,MLP', '--seeds', '1,2',
-    ...                '-ep', '1', '-outfolder', '/tmp/ms'])  # doctest: +SKIP
-    """
-    argv = sys.argv[1:] if argv is None else list(argv)
-    parser = multiseed_argument_parser()
-    args, passed = parser.parse_known_args(argv)
-    try:
-        models = _parse_list(args.models, str, 'model')
-        seeds = _parse_list(args.seeds, int, 'seed')
-    except argparse.ArgumentTypeError as error:
-        parser.error(str(error))
-    unknown = [m for m in models if m not in MODELS]
-    if unknown:
-        parser.error('unknown models %s; use %s' % (unknown,
-                                                    ', '.join(MODELS)))
-    for flag in ('-model', '-seed', '-outfolder', '--resume'):
-        if flag in passed:
-            parser.error('%s is set by the runner' % flag)
-    # The epochs a finished run must have, from the trainer's own parser.
-    trainer_args = m2_argument_parser().parse_args(passed)
-    deadline = None if args.max_minutes is None else \
-        time.time() + 60 * args.max_minutes
-    if not args.summary_only:
-        for model in models:
-            for seed in seeds:
-                folder = os.path.join(args.outfolder, model, 'seed%d' % seed)
-                status = _run_status(folder, trainer_args.ep)
-                if status == 'done':
-                    print('%s seed %d: done already' % (model, seed))
-                    continue
-                run_argv = list(passed) + ['-model', model, '-seed',
-                                           str(seed), '-outfolder', folder]
-                if status == 'resume':
-                    run_argv.append('--resume')
-                if deadline is not None:
-                    left = (deadline - time.time()) / 60.0
-                    if left <= 0:
-                        print('time budget used up; %s seed %d not run'
-                              % (model, seed))
-                        continue
-                    run_argv += ['--max-minutes', '%.3f' % left]
-                print('=== %s seed %d -> %s' % (model, seed, folder),
-                      flush=True)
-                run(run_argv)
-    return summarise_seeds(args.outfolder, models, seeds)
-
-
-def _run_status(folder, epochs):
-    results = os.path.join(folder, 'results.json')
-    if os.path.exists(results):
-        with open(results) as stream:
-            if json.load(stream).get('epochs', 0) >= epochs:
-                return 'done'
-    if os.path.exists(os.path.join(folder, 'checkpoint.npz')):
-        return 'resume'
-    return 'fresh'
-
-
-def _read_history(folder):
-    path = os.path.join(folder, 'log.jsonl')
-    if not os.path.exists(path):
-        return []
-    with open(path) as stream:
-        rows = [json.loads(line) for line in stream if line.strip()]
-    # A resumed run appends; later rows of an epoch replace earlier ones.
-    by_epoch = OrderedDict()
-    for row in rows:
-        by_epoch[row['epoch']] = row
-    return [by_epoch[e] for e in sorted(by_epoch)]
-
-
-def _mean_std(values):
-    values = np.asarray([v for v in values if v is not None], dtype=float)
-    if len(values) == 0:
-        return None, None
-    return float(values.mean()), float(values.std(ddof=1)) \
-        if len(values) > 1 else 0.0
-
-
-def summarise_seeds(outfolder, models, seeds):
-    """Write the multi-seed table (markdown and CSV) and accuracy plot.
-
-    For each model: the validation-accuracy curve averaged over the seeds
-    that reached each evaluated epoch, its best point (vae_ssl's README
-    convention), and the final validation and test accuracies as
-    mean +- sample std over seeds.
-
-    Parameters
-    ----------
-    outfolder : str
-        Holds <model>/seed<N>/ run folders; gets summary.md, summary.csv
-        and valid_accuracy.png.
-    models : list of str
-    seeds : list of int
-
-    Returns
-    -------
-    list of OrderedDicts, one table row per model.
-    """
-    table, curves = [], OrderedDict()
-    for model in models:
-        per_epoch, finals, tests, done = OrderedDict(), [], [], []
-        for seed in seeds:
-            folder = os.path.join(outfolder, model, 'seed%d' % seed)
-            for row in _read_history(folder):
-                if 'valid_acc' in row:
-                    per_epoch.setdefault(row['epoch'], []).append(
-                        row['valid_acc'])
-            path = os.path.join(folder, 'results.json')
-            if os.path.exists(path):
-                with open(path) as stream:
-                    results = json.load(stream)
-                finals.append(results['valid_acc'])
-                tests.append(results['test_acc'])
-                done.append(seed)
-        epochs = sorted(per_epoch)
-        mean = np.array([np.mean(per_epoch[e]) for e in epochs])
-        std = np.array([np.std(per_epoch[e], ddof=1)
-                        if len(per_epoch[e]) > 1 else 0.0 for e in epochs])
-        curves[model] = (epochs, mean, std)
-        valid_mean, valid_std = _mean_std(finals)
-        test_mean, test_std = _mean_std(tests)
-        best = int(np.argmax(mean)) if len(mean) else None
-        table.append(OrderedDict([
-            ('model', model),
-            ('seeds_done', len(done)),
-            ('valid_acc_mean', valid_mean),
-            ('valid_acc_std', valid_std),
-            ('test_acc_mean', test_mean),
-            ('test_acc_std', test_std),
-            ('best_of_mean_curve', float(mean[best]) if best is not None
-             else None),
-            ('best_epoch', epochs[best] if best is not None else None),
-            ('vae_ssl_reported', VAE_SSL_VALID_ACCURACY.get(model)),
-        ]))
-    os.makedirs(outfolder, exist_ok=True)
-    with open(os.path.join(outfolder, 'summary.csv'), 'w',
-              newline='') as stream:
-        writer = csv.DictWriter(stream, fieldnames=list(table[0]))
-        writer.writeheader()
-        writer.writerows(table)
-    with open(os.path.join(outfolder, 'summary.md'), 'w') as stream:
-        stream.write(_markdown_table(table, seeds))
-    _plot_curves(curves, seeds, os.path.join(outfolder,
-                                             'valid_accuracy.png'))
-    print(_markdown_table(table, seeds), flush=True)
-    return table
-
-
-def _markdown_table(table, seeds):
-    def pm(mean, std):
-        return '-' if mean is None else '%.4f +- %.4f' % (mean, std)
-
-    lines = ['Seeds %s. Accuracies as mean +- sample std over the finished '
-             'seeds; "best of mean curve" is the highest point of the '
-             'seed-averaged validation curve (vae_ssl\'s convention).'
-             % ','.join(str(s) for s in seeds), '',
-             '| model | seeds done | valid acc (final) | test acc (final) '
-             '| best of mean curve (epoch) | vae_ssl reported |',
-             '|---|---|---|---|---|---|']
-    for row in table:
-        best = '-' if row['best_of_mean_curve'] is None else '%.4f (%d)' % (
-            row['best_of_mean_curve'], row['best_epoch'])
-        reported = '-' if row['vae_ssl_reported'] is None else \
-            '%.3f' % row['vae_ssl_reported']
-        lines.append('| %s | %d | %s | %s | %s | %s |' % (
-            row['model'], row['seeds_done'],
-            pm(row['valid_acc_mean'], row['valid_acc_std']),
-            pm(row['test_acc_mean'], row['test_acc_std']), best, reported))
-    return '\n'.join(lines) + '\n'
-
-
-def _plot_curves(curves, seeds, path):
-    figure, axis = plt.subplots(figsize=(7, 4.5))
-    for model, (epochs, mean, std) in curves.items():
-        if not epochs:
-            continue
-        line, = axis.plot(epochs, mean, marker='.' if len(epochs) < 30
-                          else None, label=model)
-        axis.fill_between(epochs, mean - std, mean + std,
-                          color=line.get_color(), alpha=0.2)
-    axis.set_xlabel('epoch')
-    axis.set_ylabel('validation accuracy')
-    axis.set_title('mean +- std over seeds %s'
-                   % ','.join(str(s) for s in seeds))
-    axis.grid(alpha=0.3)
-    if curves and any(c[0] for c in curves.values()):
-        axis.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=90)
-    plt.close(figure)

@@ -1,5 +1,5 @@
-"""The ladder-network trainer (parmesan.ladder_training, examples/
-mnist_ladder.py): batches, schedule, clean and corrupted paths, batch
+"""The ladder-network trainer (parmesan.experiments.ladder,
+examples/mnist_ladder.py): batches, schedule, clean and corrupted paths, batch
 statistics and costs against numpy, and a short run on real MNIST."""
 import json
 import os
@@ -11,9 +11,7 @@ import theano.tensor as T
 from lasagne.layers import get_output
 
 from parmesan import datasets
-from parmesan.ladder_training import (LadderNetwork, linear_decay_schedule,
-                                      run, select_labelled,
-                                      semi_supervised_batches)
+from parmesan.experiments.ladder import LadderNetwork, run, select_labelled
 from conftest import RTOL, floatx
 
 SIZES = (6, 5, 4, 3)
@@ -21,40 +19,6 @@ EPSILON = 1e-10
 
 
 # ---------------------------------------------------------------- batches
-
-def test_labelled_rows_come_only_from_the_labelled_set():
-    labelled = np.array([3, 8, 11, 19, 25, 31, 40])
-    batches = list(semi_supervised_batches(50, labelled, 5,
-                                           np.random.RandomState(0)))
-    assert len(batches) == 10
-    for labelled_rows, unlabelled_rows in batches:
-        assert len(labelled_rows) == 5 and len(unlabelled_rows) == 5
-        assert set(labelled_rows) <= set(labelled)
-    # The unlabelled rows are a permutation of the whole training set.
-    every_unlabelled = np.concatenate([u for _, u in batches])
-    np.testing.assert_array_equal(np.sort(every_unlabelled), np.arange(50))
-    # Labelled rows cycle through permutations: over 7 batches of 5 (35
-    # rows) every labelled row appears exactly 5 times.
-    counts = np.bincount(np.concatenate([l for l, _ in batches[:7]]),
-                         minlength=50)
-    np.testing.assert_array_equal(counts[labelled], 5)
-
-
-def test_with_as_many_labels_as_the_batch_every_batch_holds_all_of_them():
-    labelled = np.arange(0, 200, 2)
-    for labelled_rows, _ in semi_supervised_batches(
-            1000, labelled, 100, np.random.RandomState(1)):
-        np.testing.assert_array_equal(np.sort(labelled_rows), labelled)
-
-
-def test_batches_are_reproducible_from_the_seed():
-    def epoch(seed):
-        return [np.concatenate(pair) for pair in semi_supervised_batches(
-            30, np.arange(10), 4, np.random.RandomState(seed))]
-    for a, b in zip(epoch(5), epoch(5)):
-        np.testing.assert_array_equal(a, b)
-    assert any(not np.array_equal(a, b) for a, b in zip(epoch(5), epoch(6)))
-
 
 def test_select_labelled_is_balanced_and_all_means_every_row():
     labels = np.repeat(np.arange(10), 30)
@@ -66,15 +30,6 @@ def test_select_labelled_is_balanced_and_all_means_every_row():
                                   np.arange(300))
     with pytest.raises(ValueError, match='multiple of the 10 classes'):
         select_labelled(labels, '105', 3)
-
-
-def test_learning_rate_is_constant_then_decays_linearly():
-    schedule = linear_decay_schedule(0.002, 100, 150)
-    assert schedule(1) == schedule(100) == 0.002
-    expected = [0.002 * (151 - e) / 51. for e in range(101, 151)]
-    np.testing.assert_allclose([schedule(e) for e in range(101, 151)],
-                               expected)
-    assert np.all(np.diff(expected) < 0) and expected[-1] > 0
 
 
 # ---------------------------------------------------------------- the model
@@ -147,17 +102,17 @@ def test_batch_statistics_come_from_the_unlabelled_rows(small_net):
 
 def test_deterministic_evaluation_uses_statistics_of_all_training_rows():
     import lasagne
-    from parmesan.evaluation import collect_statistics
+    from parmesan.experiments.evaluation import collect_statistics
     lasagne.random.set_rng(np.random.RandomState(8))
     net = LadderNetwork(SIZES, noise_std=0.3)
     evaluation = net.compile_evaluation()
     x = np.random.RandomState(9).rand(40, SIZES[0])
     collect_statistics(evaluation['collect'], floatx(x),
-                       net.normalize_layers, batch_size=10)
+                       net.normalize_layers(), batch_size=10)
     pre_activation = x.dot(net.encoder_dense[0].W.get_value())
-    np.testing.assert_allclose(net.normalize_layers[0].mean.get_value(),
+    np.testing.assert_allclose(net.normalize_layers()[0].mean.get_value(),
                                pre_activation.mean(0), rtol=RTOL * 10)
-    np.testing.assert_allclose(net.normalize_layers[0].var.get_value(),
+    np.testing.assert_allclose(net.normalize_layers()[0].var.get_value(),
                                pre_activation.var(0), rtol=RTOL * 10)
     first = evaluation['predict'](floatx(x[:3]))
     np.testing.assert_array_equal(first, evaluation['predict'](floatx(x[:3])))
@@ -275,13 +230,13 @@ def read_rows(folder):
         return [json.loads(line) for line in stream]
 
 
-SMALL_MODEL = ['-layers', '784,50,30,10', '-lambdas', '1000,10,0.1,0.1',
+SMALL_MODEL = ['--layers', '784,50,30,10', '-lambdas', '1000,10,0.1,0.1',
                '--seed', '3']
 
 
 def test_short_run_learns_and_writes_its_outputs(shared_data_dir, tmp_path):
     folder = str(tmp_path / 'run')
-    results = run(SMALL_MODEL + ['-train_subset', '1000', '-nepochs', '3',
+    results = run(SMALL_MODEL + ['--train-subset', '1000', '-nepochs', '3',
                                  '--data-dir', shared_data_dir,
                                  '-outfolder', folder])
     for name in ('log.txt', 'log.jsonl', 'checkpoint.npz', 'results.json',
@@ -305,9 +260,9 @@ def test_short_run_learns_and_writes_its_outputs(shared_data_dir, tmp_path):
 
 @pytest.mark.slow
 def test_resume_continues_exactly(shared_data_dir, tmp_path):
-    common = SMALL_MODEL + ['-train_subset', '300', '--data-dir',
+    common = SMALL_MODEL + ['--train-subset', '300', '--data-dir',
                             shared_data_dir, '-nepochs', '3',
-                            '-decay_start_epoch', '1']
+                            '--decay-start-epoch', '1']
     straight, resumed = str(tmp_path / 'straight'), str(tmp_path / 'resumed')
     run(common + ['-outfolder', straight])
     run(common + ['-outfolder', resumed, '--max-minutes', '0'])

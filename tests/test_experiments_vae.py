@@ -19,25 +19,21 @@ import lasagne
 import theano
 import theano.tensor as T
 
-from parmesan import datasets, vae_training
-from parmesan import vimco as vimco_module
+from parmesan import datasets
+from parmesan.experiments import vae as vae_training
+from parmesan.experiments import vimco as vimco_module
 from parmesan.layers import (InverseAutoregressiveFlowLayer,
                              NormalizingPlanarFlowLayer,
                              NormalizingRadialFlowLayer)
-from parmesan.models import VariationalAutoencoder
-from parmesan.vae_training import vae_argument_parser
+from parmesan.experiments.vae import (VariationalAutoencoder,
+                                      vae_argument_parser)
 from conftest import REPO, RTOL, data_dir, floatx
 
 sys.path.insert(0, os.path.join(REPO, 'examples'))
 vae_vanilla = importlib.import_module('vae_vanilla')
 iw_vae_normflow = importlib.import_module('iw_vae_normflow')
 vimco_example = importlib.import_module('vimco')
-
-
-def iw_vae_main(argv):
-    """What ``python examples/iw_vae.py ARGV`` runs."""
-    return vae_training.run(argv)
-
+iw_vae_main = importlib.import_module('iw_vae').main
 
 ENTRY_POINTS = {'vae_vanilla': vae_vanilla.main, 'iw_vae': iw_vae_main,
                 'iw_vae_normflow': iw_vae_normflow.main,
@@ -45,9 +41,9 @@ ENTRY_POINTS = {'vae_vanilla': vae_vanilla.main, 'iw_vae': iw_vae_main,
 
 # A tiny, fast-learning setting: 300 images in batches of 50 at a large
 # learning rate, so the bound rises clearly from epoch 1 to epoch 2.
-QUICK = ['-train_subset', '300', '-nepochs', '2', '-eval_subset', '50',
-         '-eval_iw', '5', '-final_iw', '5', '-eval_epoch', '1',
-         '-nhidden', '20', '-nlatent', '5', '-nlayers', '1',
+QUICK = ['--train-subset', '300', '-nepochs', '2', '--eval-subset', '50',
+         '--eval-iw', '5', '--final-iw', '5', '-eval_epoch', '1',
+         '-nhidden', '20', '-nlatent', '5', '--num-layers', '1',
          '-batch_size', '50', '-lr', '0.003']
 
 #: name: (entry point, extra flags, expected settings, expected flow layer)
@@ -72,7 +68,7 @@ RUNS = {
                         dict(flow='radial', nflows=2),
                         NormalizingRadialFlowLayer),
     'normflow_iaf': ('iw_vae_normflow',
-                     ['--flow', 'iaf', '-nflows', '2', '-iaf_hidden', '10',
+                     ['--flow', 'iaf', '-nflows', '2', '--iaf-hidden', '10',
                       '-batch_norm', 'False'],
                      dict(flow='iaf', nflows=2),
                      InverseAutoregressiveFlowLayer),
@@ -269,7 +265,7 @@ def test_dataset_flag_is_honoured_even_when_given_explicitly(
     monkeypatch.setattr(vae_training, 'load_data', load_and_stop)
     monkeypatch.setattr(vimco_module, 'load_data', load_and_stop)
     with pytest.raises(Stop):
-        ENTRY_POINTS[entry](flag + ['-train_subset', '20',
+        ENTRY_POINTS[entry](flag + ['--train-subset', '20',
                                     '--data-dir', data_dir()])
     x_train, _, binarise_each_epoch = loaded[0]
     assert binarise_each_epoch is not fixed
@@ -324,7 +320,7 @@ def test_flow_importance_weight_matches_numpy(flow):
 
 @pytest.mark.parametrize('make_parser', [
     lambda: vae_argument_parser('VAE'),
-    lambda: vimco_module.vimco_argument_parser('VIMCO')])
+    lambda: vae_argument_parser('VIMCO', binary_latents=True)])
 def test_help_documents_every_flag(make_parser):
     for action in make_parser()._actions:
         assert action.help, action.dest

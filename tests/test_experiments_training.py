@@ -1,14 +1,14 @@
-"""The shared training loop: batching, schedules, clipped Adam against
-numpy, atomic checkpoints, the NaN guard, and exact resume."""
+"""The shared training loop: batching, atomic checkpoints, the NaN guard,
+and exact resume."""
 import os
 
 import numpy as np
 import pytest
 import theano
-import theano.tensor as T
 
-from parmesan import training
-from parmesan.vae_training import run
+from parmesan.experiments import training
+from parmesan.experiments.training import Run, semi_supervised_batches
+from parmesan.experiments.vae import run
 from conftest import floatx
 
 
@@ -22,46 +22,6 @@ def test_minibatches_cover_every_example_once():
     assert len(dropped) == 10
     with pytest.raises(ValueError, match='batch_size'):
         list(training.iterate_minibatches(10, 0))
-
-
-def test_burda_schedule_matches_the_paper():
-    schedule, epochs = training.burda_schedule(1e-3)
-    assert epochs == sum(3 ** i for i in range(8)) == 3280
-    assert schedule(1) == 1e-3
-    stage_of_epoch = np.repeat(np.arange(8), [3 ** i for i in range(8)])
-    for epoch in (2, 4, 5, 13, 14, 40, 41, 3280):
-        assert np.isclose(schedule(epoch),
-                          1e-3 * 10 ** (-stage_of_epoch[epoch - 1] / 7.))
-
-
-def test_step_annealing_starts_at_the_given_epoch():
-    schedule = training.step_annealing_schedule(1.0, 0.5, 3)
-    assert [schedule(e) for e in (1, 3, 4, 6)] == [1.0, 1.0, 0.5, 0.125]
-
-
-def test_clipped_adam_matches_numpy():
-    rng = np.random.RandomState(0)
-    targets = rng.randn(2, 3) * 50
-    params = [theano.shared(floatx(np.zeros(3))) for _ in range(2)]
-    loss = sum(T.sum((p - t) ** 2) for p, t in zip(params, floatx(targets)))
-    step = theano.function([], loss, updates=training.adam_with_clipping(
-        loss, params, 0.1, epsilon=1e-4, max_norm=5.0, clip_value=1.0))
-    values = [np.zeros(3), np.zeros(3)]
-    moments = [[np.zeros(3), np.zeros(3)] for _ in range(2)]
-    for t in range(1, 4):
-        step()
-        grads = [2 * (v - tg) for v, tg in zip(values, targets)]
-        norm = np.sqrt(sum(np.sum(g ** 2) for g in grads))
-        grads = [np.clip(g * min(1.0, 5.0 / (norm + 1e-7)), -1, 1)
-                 for g in grads]
-        for i, g in enumerate(grads):
-            m, v = moments[i]
-            m[:] = 0.9 * m + 0.1 * g
-            v[:] = 0.999 * v + 0.001 * g ** 2
-            rate = 0.1 * np.sqrt(1 - 0.999 ** t) / (1 - 0.9 ** t)
-            values[i] = values[i] - rate * m / (np.sqrt(v) + 1e-4)
-    for param, expected in zip(params, values):
-        np.testing.assert_allclose(param.get_value(), expected, rtol=1e-4)
 
 
 def counter_function():
@@ -99,8 +59,9 @@ def test_nan_guard_stops_and_keeps_the_last_good_checkpoint(tmp_path):
         return {'loss': float('nan') if epoch == 3 else 1.0 / epoch}
     with pytest.raises(training.NonFiniteError,
                        match='loss became nan in epoch 3'):
-        training.fit(train_epoch, 5, str(tmp_path), [increment],
-                     np.random.RandomState(0), checkpoint_every=1)
+        training.fit(train_epoch, 5, Run(str(tmp_path),
+                                         np.random.RandomState(0),
+                                         checkpoint_every=1), [increment])
     epoch, history = training.load_checkpoint(
         str(tmp_path / 'checkpoint.npz'), [counter], np.random.RandomState())
     assert epoch == 2 and float(counter.get_value()) == 2
@@ -119,10 +80,10 @@ def test_checkpoint_of_another_model_is_refused(tmp_path):
                                  np.random.RandomState())
 
 
-TINY = ['-train_subset', '200', '-nhidden', '16', '-nlatent', '4',
+TINY = ['--train-subset', '200', '-nhidden', '16', '-nlatent', '4',
         '-batch_size', '50', '-iw_samples', '2', '-eval_epoch', '100',
-        '-eval_iw', '3', '-eval_subset', '50', '-final_iw', '3',
-        '-checkpoint_every', '1', '--seed', '5']
+        '--eval-iw', '3', '--eval-subset', '50', '--final-iw', '3',
+        '--checkpoint-every', '1', '--seed', '5']
 
 
 def checkpoint_arrays(folder):
@@ -146,3 +107,56 @@ def test_resume_continues_to_the_identical_state(tmp_path, shared_data_dir):
     for key in expected:
         np.testing.assert_array_equal(resumed[key], expected[key])
     assert 'resumed from' in open(os.path.join(stopped, 'log.txt')).read()
+
+
+def test_labelled_rows_come_only_from_the_labelled_set():
+    labelled = np.array([3, 8, 11, 19, 25, 31, 40])
+    batches = list(semi_supervised_batches(50, labelled, 5,
+                                           np.random.RandomState(0)))
+    assert len(batches) == 10
+    for unlabelled_rows, labelled_rows in batches:
+        assert len(labelled_rows) == 5 and len(unlabelled_rows) == 5
+        assert set(labelled_rows) <= set(labelled)
+    # The unlabelled rows are a permutation of the whole training set.
+    every_unlabelled = np.concatenate([u for u, _ in batches])
+    np.testing.assert_array_equal(np.sort(every_unlabelled), np.arange(50))
+    # Labelled rows cycle through permutations: over 7 batches of 5 (35
+    # rows) every labelled row appears exactly 5 times.
+    counts = np.bincount(np.concatenate([l for _, l in batches[:7]]),
+                         minlength=50)
+    np.testing.assert_array_equal(counts[labelled], 5)
+
+
+def test_with_as_many_labels_as_the_batch_every_batch_holds_all_of_them():
+    labelled = np.arange(0, 200, 2)
+    for _, labelled_rows in semi_supervised_batches(
+            1000, labelled, 100, np.random.RandomState(1)):
+        np.testing.assert_array_equal(np.sort(labelled_rows), labelled)
+
+
+def test_batches_are_reproducible_from_the_seed():
+    def epoch(seed):
+        return [np.concatenate(pair) for pair in semi_supervised_batches(
+            30, np.arange(10), 4, np.random.RandomState(seed))]
+    for a, b in zip(epoch(5), epoch(5)):
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.array_equal(a, b) for a, b in zip(epoch(5), epoch(6)))
+
+
+def test_batches_pair_a_permutation_with_labelled_draws_with_replacement():
+    rng = np.random.RandomState(0)
+    batches = list(semi_supervised_batches(
+        1000, np.arange(100), 100, rng, labelled_draw='with_replacement'))
+    assert len(batches) == 10
+    np.testing.assert_array_equal(
+        np.sort(np.concatenate([u for u, _ in batches])), np.arange(1000))
+    labelled = np.concatenate([l for _, l in batches])
+    assert labelled.min() >= 0 and labelled.max() < 100
+    # With replacement: a batch of 100 draws from 100 repeats some.
+    assert all(len(np.unique(l)) < 100 for _, l in batches)
+    again = list(semi_supervised_batches(
+        1000, np.arange(100), 100, np.random.RandomState(0),
+        labelled_draw='with_replacement'))
+    for (u1, l1), (u2, l2) in zip(batches, again):
+        np.testing.assert_array_equal(u1, u2)
+        np.testing.assert_array_equal(l1, l2)

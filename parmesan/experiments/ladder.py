@@ -23,10 +23,8 @@ mean((z_hat_BN(l) - z(l))**2), the denoising terms averaged over the
 unlabelled rows and the units of layer l.
 """
 import argparse
-import json
 import os
 import sys
-import time
 from collections import OrderedDict
 
 import numpy as np
@@ -34,62 +32,34 @@ import lasagne
 import theano
 import theano.tensor as T
 from lasagne.layers import (DenseLayer, InputLayer, NonlinearityLayer,
-                            get_all_params, get_output)
+                            get_output)
 
-from . import datasets
-from .evaluation import collect_statistics
-from .layers import (DecoderNormalizeLayer, DenoiseLayer,
-                     GaussianCorruptionLayer, GaussianDenoiseLayer,
-                     ListIndexLayer, NormalizeLayer, ScaleAndShiftLayer)
+from .. import datasets
+from ..init import FanInNormal
+from ..layers import (DecoderNormalizeLayer, DenoiseLayer,
+                      GaussianCorruptionLayer, GaussianDenoiseLayer,
+                      ListIndexLayer, NormalizeLayer, ScaleAndShiftLayer)
+from ..updates import linear_decay_schedule
+from .cli import (NONLINEARITIES, add_run_flags, argument_parser,
+                  check_at_least, number_list, start_run, write_results)
+from .evaluation import classification_error, collect_statistics
+from .model import ExperimentModel
 from .plotting import plot_history
-from .training import (adam_with_clipping, check_finite, fit,
-                       iterate_minibatches, progress)
+from .training import check_finite, fit, progress, semi_supervised_batches
 
-__all__ = ['COMBINATORS', 'NONLINEARITIES', 'PAPER_TEST_ERROR',
-           'FanInNormal', 'LadderNetwork',
-           'linear_decay_schedule', 'semi_supervised_batches',
+__all__ = ['COMBINATORS', 'PAPER_TEST_ERROR', 'LadderNetwork',
            'select_labelled', 'ladder_argument_parser', 'load_data', 'run']
 
 #: The combinators g(u, z) of the decoder, by their ``-combinator`` name.
 COMBINATORS = OrderedDict([('gauss', GaussianDenoiseLayer),
                            ('denoise', DenoiseLayer)])
 
-NONLINEARITIES = OrderedDict([
-    ('rectify', lasagne.nonlinearities.rectify),
-    ('leaky_rectify', lasagne.nonlinearities.leaky_rectify),
-])
-
 #: Rasmus et al. (2015), Table 1, test error (%) of the full ladder by the
 #: number of labels.
 PAPER_TEST_ERROR = {'100': 1.06, '1000': 0.84, 'all': 0.57}
 
 
-class FanInNormal(lasagne.init.Initializer):
-    """Weights drawn from N(0, 1) / sqrt(fan_in), the ladder's initialisation.
-
-    Draws from Lasagne's random generator, so ``lasagne.random.set_rng``
-    makes it reproducible.
-
-    Parameters
-    ----------
-    None.
-
-    Returns
-    -------
-    An initialiser; ``sample(shape)`` returns a floatX array of `shape`
-    whose first axis is the fan-in.
-
-    Example
-    -------
-    >>> l_dense = DenseLayer(l_in, 1000, W=FanInNormal(), b=None)
-    """
-
-    def sample(self, shape):
-        weights = lasagne.random.get_rng().normal(0., 1., shape)
-        return lasagne.utils.floatX(weights / np.sqrt(shape[0]))
-
-
-class LadderNetwork(object):
+class LadderNetwork(ExperimentModel):
     """A fully connected ladder network (Rasmus et al. 2015).
 
     Encoder layer l (l = 1..L): DenseLayer without bias -> NormalizeLayer
@@ -127,7 +97,7 @@ class LadderNetwork(object):
     ----------
     x, targets, num_labelled : Theano inputs (matrix, int vector, int).
     lateral : L + 1 layers giving z~(l) (corrupted) or z(l) (clean).
-    encoder_dense, normalize_layers, scale_and_shift : the L encoder
+    encoder_dense, encoder_normalize, scale_and_shift : the L encoder
         layers' DenseLayer (W), NormalizeLayer and ScaleAndShiftLayer.
     batch_means, batch_vars : L layers of the encoder's batch statistics.
     output : the softmax layer.
@@ -165,15 +135,19 @@ class LadderNetwork(object):
         self.x = T.matrix('x')
         self.targets = T.ivector('targets')
         self.num_labelled = T.iscalar('num_labelled')
+        self._build_encoder(nonlinearity)
+        self._build_decoder()
+
+    def _build_encoder(self, nonlinearity):
+        """The shared encoder; lateral[l] outputs z~(l) in the corrupted
+        path and z(l) in the clean one."""
+        layer_sizes, noise_std = self.layer_sizes, self.noise_std
         unlabelled_rows = slice(self.num_labelled, None)
         top = len(layer_sizes) - 1
-
-        # Encoder. lateral[l] outputs z~(l) in the corrupted path and z(l)
-        # in the clean one.
         self.l_in = InputLayer((None, layer_sizes[0]), self.x)
         self.lateral = [GaussianCorruptionLayer(self.l_in, noise_std,
                                                 name='noise0')]
-        self.normalize_layers, self.batch_means, self.batch_vars = [], [], []
+        self.encoder_normalize, self.batch_means, self.batch_vars = [], [], []
         self.encoder_dense, self.scale_and_shift = [], []
         layer = self.lateral[0]
         for depth in range(1, top + 1):
@@ -182,10 +156,10 @@ class LadderNetwork(object):
                                name='W%d' % depth)
             self.encoder_dense.append(dense)
             normalize = NormalizeLayer(
-                dense, epsilon=epsilon, alpha='running_average',
+                dense, epsilon=self.epsilon, alpha='running_average',
                 return_stats=True, stat_indices=unlabelled_rows,
                 name='bn%d' % depth)
-            self.normalize_layers.append(normalize)
+            self.encoder_normalize.append(normalize)
             self.batch_means.append(ListIndexLayer(normalize, 1))
             self.batch_vars.append(ListIndexLayer(normalize, 2))
             noisy = GaussianCorruptionLayer(ListIndexLayer(normalize, 0),
@@ -201,9 +175,12 @@ class LadderNetwork(object):
                 nonlinearity)
         self.output = layer
 
-        # Decoder on stand-ins for the encoder's outputs: it needs the
-        # corrupted and the clean path at once, which one get_output call of
-        # the shared encoder cannot give.
+    def _build_decoder(self):
+        """The decoder, on stand-ins for the encoder's outputs: it needs the
+        corrupted and the clean path at once, which one get_output call of
+        the shared encoder cannot give."""
+        layer_sizes, epsilon = self.layer_sizes, self.epsilon
+        top = len(layer_sizes) - 1
         self.decoder_top = InputLayer((None, layer_sizes[top]),
                                       name='corrupted_output')
         self.decoder_lateral = [InputLayer((None, size),
@@ -217,7 +194,7 @@ class LadderNetwork(object):
         self.combinators = [None] * (top + 1)
         self.reconstructions = [None] * (top + 1)
         self.decoder_dense = [None] * (top + 1)
-        combinator_class = COMBINATORS[combinator]
+        combinator_class = COMBINATORS[self.combinator]
         u = NormalizeLayer(self.decoder_top, epsilon=epsilon,
                            name='decoder_bn%d' % top)
         for depth in range(top, -1, -1):
@@ -238,9 +215,9 @@ class LadderNetwork(object):
             u = NormalizeLayer(projected, epsilon=epsilon,
                                name='decoder_bn%d' % (depth - 1))
 
-    def params(self, **tags):
-        """Parameters of encoder and decoder, e.g. ``trainable=True``."""
-        return get_all_params([self.output] + self.reconstructions, **tags)
+    @property
+    def output_layers(self):
+        return [self.output] + self.reconstructions
 
     def clean_outputs(self, **kwargs):
         """The clean encoder's lateral z(l), batch means and variances of
@@ -321,7 +298,7 @@ class LadderNetwork(object):
             terms['denoise%d' % depth] = cost
         return terms
 
-    def compile_train(self, lambdas, learning_rate):
+    def compile_train(self, learning_rate, lambdas):
         """Compile one Adam step on a mixed batch.
 
         Parameters
@@ -338,15 +315,14 @@ class LadderNetwork(object):
 
         Example
         -------
-        >>> train, names = net.compile_train(lambdas, lr)
+        >>> train, names = net.compile_train(lr, lambdas)
         >>> values = train(x_batch, t_labelled, len(t_labelled))
         """
         terms = self.training_terms(lambdas)
         # The paper's plain Adam: no gradient clipping.
-        updates = adam_with_clipping(terms['cost'],
-                                     self.params(trainable=True),
-                                     learning_rate, max_norm=None,
-                                     clip_value=None)
+        updates = lasagne.updates.adam(terms['cost'],
+                                       self.params(trainable=True),
+                                       learning_rate=learning_rate)
         function = theano.function(
             [self.x, self.targets, self.num_labelled], list(terms.values()),
             updates=updates)
@@ -359,7 +335,8 @@ class LadderNetwork(object):
         -------
         dict of functions: 'collect'(x) runs the clean path with
         ``collect=True`` over all rows of `x`, storing batch statistics
-        (use it with :func:`parmesan.evaluation.collect_statistics`);
+        (use it with
+        :func:`parmesan.experiments.evaluation.collect_statistics`);
         'predict'(x) returns the clean class probabilities with the stored
         statistics (``deterministic=True``).
 
@@ -367,7 +344,7 @@ class LadderNetwork(object):
         -------
         >>> evaluation = net.compile_evaluation()
         >>> collect_statistics(evaluation['collect'], x_train,
-        ...                    net.normalize_layers)
+        ...                    net.normalize_layers())
         >>> probabilities = evaluation['predict'](x_test)
         """
         every_row = [(self.num_labelled, T.constant(0, dtype='int32'))]
@@ -378,90 +355,6 @@ class LadderNetwork(object):
                                        givens=every_row),
             'predict': theano.function([self.x], predicted),
         }
-
-
-def linear_decay_schedule(learning_rate, decay_start_epoch, num_epochs):
-    """Constant, then decaying linearly towards zero over the last epochs.
-
-    Epochs 1..`decay_start_epoch` use `learning_rate`; epoch e after that
-    uses learning_rate * (num_epochs - e + 1) / (num_epochs -
-    decay_start_epoch + 1), so the last epoch runs at a small positive rate
-    (the official code's LRDecay, which starts after 0.67 of 150 epochs).
-
-    Parameters
-    ----------
-    learning_rate : float
-    decay_start_epoch : int
-        The last epoch at the full rate; >= num_epochs never decays.
-    num_epochs : int
-
-    Returns
-    -------
-    callable(epoch) -> float, epochs counting from 1.
-
-    Example
-    -------
-    >>> schedule = linear_decay_schedule(0.002, 100, 150)
-    >>> schedule(100), round(schedule(150) / 0.002, 4)
-    (0.002, 0.0196)
-    """
-    decay_epochs = num_epochs - decay_start_epoch + 1
-
-    def schedule(epoch):
-        if epoch <= decay_start_epoch:
-            return learning_rate
-        return learning_rate * max(0., num_epochs - epoch + 1) / decay_epochs
-    return schedule
-
-
-def semi_supervised_batches(num_unlabelled, labelled_indices, batch_size,
-                            rng):
-    """One epoch of mixed batches: a pass over the unlabelled rows, each
-    batch paired with labelled rows that cycle through the labelled set.
-
-    Every row of the training set counts as unlabelled (the labelled ones
-    too, as in the paper). The labelled rows are drawn from successive
-    random permutations of `labelled_indices`; with 100 labels and batches
-    of 100 every batch holds all of them. The cycle restarts every epoch,
-    so the whole pipeline state is `rng`'s (checkpointed for resume).
-
-    Parameters
-    ----------
-    num_unlabelled : int
-        Size of the training set.
-    labelled_indices : array of int
-        Rows whose labels may be used.
-    batch_size : int
-        Unlabelled rows per batch, and labelled rows (at most all of them).
-        A last incomplete batch is dropped unless it is the only one.
-    rng : numpy RandomState
-
-    Returns
-    -------
-    generator of (labelled_rows, unlabelled_rows) index arrays.
-
-    Example
-    -------
-    >>> for labelled, unlabelled in semi_supervised_batches(
-    ...         len(x), labelled_indices, 100, rng):
-    ...     train(np.concatenate([x[labelled], x[unlabelled]]),
-    ...           t[labelled], len(labelled))
-    """
-    labelled_indices = np.asarray(labelled_indices)
-    if len(labelled_indices) == 0:
-        raise ValueError('no labelled rows')
-    labelled_per_batch = min(batch_size, len(labelled_indices))
-    pending = np.empty(0, dtype=labelled_indices.dtype)
-    unlabelled_batches = iterate_minibatches(
-        num_unlabelled, batch_size, rng,
-        drop_last=num_unlabelled >= batch_size)
-    for unlabelled in unlabelled_batches:
-        while len(pending) < labelled_per_batch:
-            pending = np.concatenate([pending,
-                                      rng.permutation(labelled_indices)])
-        labelled, pending = pending[:labelled_per_batch], \
-            pending[labelled_per_batch:]
-        yield labelled, unlabelled
 
 
 def select_labelled(labels, how_many, seed):
@@ -505,16 +398,6 @@ def _labels_flag(text):
                                      "got %r" % text)
 
 
-def _number_list(cast):
-    def parse(text):
-        try:
-            return [cast(item) for item in text.split(',')]
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                'expected comma-separated numbers, got %r' % text)
-    return parse
-
-
 def ladder_argument_parser(description):
     """The flags of ``examples/mnist_ladder.py``, defaults as in the paper.
 
@@ -529,46 +412,32 @@ def ladder_argument_parser(description):
     Example
     -------
     >>> parser = ladder_argument_parser('Ladder network on MNIST.')
-    >>> args = parser.parse_args(['--labels', '1000'])
+    >>> parser.parse_args(['--labels', '1000']).labels
+    '1000'
     """
-    parser = argparse.ArgumentParser(
-        description=description,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-        epilog='Data: with -train_set 50k (default) the model trains on the '
-               'first 50000 MNIST training images (all used as unlabelled, '
-               'the labelled subset drawn from them), the last 10000 are the '
-               'validation set for monitoring (valid_error), and the '
-               'official 10000 test images give test_error. -train_set 60k '
-               'trains on all 60000 like the paper, with no validation set. '
-               'valid_error and test_error are those of the clean path with '
-               'batch-norm statistics averaged over the whole training set. '
-               'Logged every epoch: train_cost, train_class_cost '
-               '(cross-entropy of the corrupted path on the labelled rows), '
-               'train_error (% of the labelled rows the clean path '
-               'misclassifies, with batch statistics), train_denoise<l> '
-               '(unweighted denoising cost of layer l, input = 0).')
+    parser = argument_parser(description, epilog=_DATA_AND_LOG_HELP)
     add = parser.add_argument
-    add('-layers', type=_number_list(int),
+    add('--layers', type=number_list(int),
         default='784,1000,500,250,250,250,10',
         help='layer widths, input (784) first, classes (10) last')
-    add('-lambdas', type=_number_list(float),
+    add('-lambdas', type=number_list(float),
         default='1000,10,0.1,0.1,0.1,0.1,0.1',
         help='weights of the denoising costs, input layer first; one per '
-             '-layers entry')
-    add('-noise_std', type=float, default=0.3,
+             '--layers entry')
+    add('--noise-std', type=float, default=0.3,
         help='std of the Gaussian noise on the input and every '
              'pre-activation of the corrupted path')
-    add('-combinator', choices=tuple(COMBINATORS), default='gauss',
+    add('--combinator', choices=tuple(COMBINATORS), default='gauss',
         help="decoder combinator: 'gauss' is the paper's "
              "(GaussianDenoiseLayer), 'denoise' Parmesan's DenoiseLayer")
-    add('-nonlinearity', choices=tuple(NONLINEARITIES), default='rectify',
+    add('--nonlinearity', choices=tuple(NONLINEARITIES), default='rectify',
         help='of the hidden layers (the paper: rectify; the original '
              'Parmesan example: leaky_rectify)')
     add('-lr', type=float, default=0.002, help='Adam learning rate')
     add('-nepochs', type=int, default=150,
         help='epochs, each one pass over the unlabelled (= all training) '
              'images')
-    add('-decay_start_epoch', type=int, default=100,
+    add('--decay-start-epoch', type=int, default=100,
         help='the learning rate decays linearly towards 0 after this epoch')
     add('-batch_size', type=int, default=100,
         help='unlabelled rows per batch, and as many labelled rows (or all '
@@ -576,34 +445,35 @@ def ladder_argument_parser(description):
     add('-eval_epoch', type=int, default=1,
         help='evaluate valid/test error every this many epochs (and after '
              'the last)')
-    add('-checkpoint_every', type=int, default=1, help='epochs')
-    add('-train_set', choices=('50k', '60k'), default='50k',
+    add('--train-set', choices=('50k', '60k'), default='50k',
         help='50k: train on 50000 images, validate on 10000; 60k: train on '
              'all 60000 (the paper), no validation')
-    add('-train_subset', type=int, default=None,
-        help='train on the first N training images only (quick tests)')
-    add('-outfolder', default='results/mnist_ladder',
-        help='where log.txt, log.jsonl, checkpoint.npz, results.json and '
-             'the plots go')
     add('--labels', type=_labels_flag, default='100',
         help="labelled training images: 100 or 1000 (balanced, chosen with "
              "--seed), or 'all'")
-    add('--seed', type=int, default=1234,
-        help='seeds the label choice, the initialisation, the noise and the '
-             'batch order')
-    add('--data-dir', default=None,
-        help='folder with the MNIST files (default: $PARMESAN_DATA, else '
-             '~/.parmesan/data)')
-    add('--resume', action='store_true',
-        help='continue from OUTFOLDER/checkpoint.npz')
-    add('--max-minutes', type=float, default=None,
-        help='stop training after this wall time (at an epoch boundary, '
-             'with a checkpoint), then evaluate')
+    add_run_flags(parser, outfolder='results/mnist_ladder',
+                  checkpoint_every=1,
+                  seed_help='seeds the label choice, the initialisation, the '
+                            'noise and the batch order')
     return parser
 
 
+_DATA_AND_LOG_HELP = (
+    'Data: with --train-set 50k (default) the model trains on the first '
+    '50000 MNIST training images (all used as unlabelled, the labelled '
+    'subset drawn from them), the last 10000 are the validation set for '
+    'monitoring (valid_error), and the official 10000 test images give '
+    'test_error. --train-set 60k trains on all 60000 like the paper, with '
+    'no validation set. valid_error and test_error are those of the clean '
+    'path with batch-norm statistics averaged over the whole training set. '
+    'Logged every epoch: train_cost, train_class_cost (cross-entropy of the '
+    'corrupted path on the labelled rows), train_error (% of the labelled '
+    'rows the clean path misclassifies, with batch statistics), '
+    'train_denoise<l> (unweighted denoising cost of layer l, input = 0).')
+
+
 def load_data(args):
-    """MNIST as -train_set and -train_subset ask.
+    """MNIST as --train-set and --train-subset ask.
 
     Parameters
     ----------
@@ -612,11 +482,7 @@ def load_data(args):
     Returns
     -------
     dict of floatX images and int32 labels: x_train, t_train, x_valid,
-    t_valid (None with -train_set 60k), x_test, t_test.
-
-    Example
-    -------
-    >>> data = load_data(ladder_argument_parser('').parse_args([]))
+    t_valid (None with --train-set 60k), x_test, t_test.
     """
     x_train, t_train, x_valid, t_valid, x_test, t_test = \
         datasets.load_mnist_realval(args.data_dir)
@@ -635,32 +501,57 @@ def load_data(args):
             'x_test': x_test.astype(floatx), 't_test': t_test.astype(np.int32)}
 
 
-def _error_percent(predict, x, t, batch_size=1000):
-    wrong = 0
-    for rows in iterate_minibatches(len(x), batch_size):
-        wrong += np.sum(np.argmax(predict(x[rows]), axis=1) != t[rows])
-    return 100. * wrong / len(x)
-
-
 def _check_args(parser, args):
-    for name in ('nepochs', 'batch_size', 'eval_epoch', 'checkpoint_every'):
-        if getattr(args, name) < 1:
-            parser.error('-%s must be at least 1, got %d'
-                         % (name, getattr(args, name)))
+    check_at_least(parser, args, 1, ('nepochs', 'batch_size', 'eval_epoch',
+                                     'checkpoint_every'))
+    check_at_least(parser, args, 2, ('train_subset',))
     if args.layers[0] != 784:
-        parser.error('-layers must start with the 784 MNIST pixels, got %d'
+        parser.error('--layers must start with the 784 MNIST pixels, got %d'
                      % args.layers[0])
     if args.layers[-1] != 10:
-        parser.error('-layers must end with the 10 classes, got %d'
+        parser.error('--layers must end with the 10 classes, got %d'
                      % args.layers[-1])
     if len(args.lambdas) != len(args.layers):
-        parser.error('-lambdas has %d entries but -layers %d; give one '
+        parser.error('-lambdas has %d entries but --layers %d; give one '
                      'weight per layer, input first'
                      % (len(args.lambdas), len(args.layers)))
     if args.noise_std < 0:
-        parser.error('-noise_std must be >= 0')
-    if args.train_subset is not None and args.train_subset < 2:
-        parser.error('-train_subset must be at least 2')
+        parser.error('--noise-std must be >= 0')
+
+
+def _epoch_trainer(train, names, x_train, t_train, labelled_indices,
+                   batch_size, rng):
+    def train_epoch(epoch):
+        batches = list(semi_supervised_batches(
+            len(x_train), labelled_indices, batch_size, rng))
+        sums = np.zeros(len(names))
+        for unlabelled, labelled in progress(batches, len(batches),
+                                             'epoch %d' % epoch):
+            x_batch = np.concatenate([x_train[labelled],
+                                      x_train[unlabelled]])
+            sums += check_finite(
+                np.array(train(x_batch, t_train[labelled],
+                               np.int32(len(labelled)))),
+                'the training cost in epoch %d' % epoch)
+        means = sums / len(batches)
+        return OrderedDict(('train_' + name, float(value))
+                           for name, value in zip(names, means))
+    return train_epoch
+
+
+def _plotter(args):
+    title = os.path.basename(os.path.normpath(args.outfolder))
+
+    def plots(history):
+        plot_history(history, ['train_error', 'valid_error', 'test_error'],
+                     os.path.join(args.outfolder, 'errors.png'), title=title,
+                     ylabel='error (%)')
+        plot_history(history, ['train_cost', 'train_class_cost'] +
+                     ['train_denoise%d' % depth
+                      for depth in range(len(args.layers))],
+                     os.path.join(args.outfolder, 'costs.png'), title=title,
+                     ylabel='cost')
+    return plots
 
 
 def run(argv=None, description='Ladder network on MNIST.'):
@@ -679,22 +570,24 @@ def run(argv=None, description='Ladder network on MNIST.'):
 
     Example
     -------
-    >>> run(['-train_subset', '1000', '-nepochs', '2',
-    ...      '-layers', '784,50,10', '-lambdas', '1000,10,0.1'])
+    >>> run(['--train-subset', '1000', '-nepochs', '2',
+    ...      '--layers', '784,50,10', '-lambdas', '1000,10,0.1'])
+    ... # doctest: +SKIP
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = ladder_argument_parser(description)
     args = parser.parse_args(argv)
     _check_args(parser, args)
-
-    rng = np.random.RandomState(args.seed)
-    lasagne.random.set_rng(np.random.RandomState(args.seed + 1))
+    run_folder = start_run(args, argv)
+    rng = run_folder.rng
     data = load_data(args)
     x_train, t_train = data['x_train'], data['t_train']
     try:
         labelled_indices = select_labelled(t_train, args.labels, args.seed)
     except ValueError as error:
         parser.error(str(error))
+    run_folder.header += '\nlabelled rows: %d of %d' % (
+        len(labelled_indices), len(x_train))
 
     net = LadderNetwork(args.layers, noise_std=args.noise_std,
                         combinator=args.combinator,
@@ -702,69 +595,45 @@ def run(argv=None, description='Ladder network on MNIST.'):
     learning_rate = theano.shared(lasagne.utils.floatX(args.lr), 'lr')
     print('compiling (a cold Theano cache takes a few minutes)...',
           flush=True)
-    train, names = net.compile_train(args.lambdas, learning_rate)
+    train, names = net.compile_train(learning_rate, args.lambdas)
     evaluation = net.compile_evaluation()
-
-    def train_epoch(epoch):
-        batches = list(semi_supervised_batches(
-            len(x_train), labelled_indices, args.batch_size, rng))
-        sums = np.zeros(len(names))
-        for labelled, unlabelled in progress(batches, len(batches),
-                                             'epoch %d' % epoch):
-            x_batch = np.concatenate([x_train[labelled],
-                                      x_train[unlabelled]])
-            sums += check_finite(
-                np.array(train(x_batch, t_train[labelled],
-                               np.int32(len(labelled)))),
-                'the training cost in epoch %d' % epoch)
-        means = sums / len(batches)
-        return OrderedDict(('train_' + name, float(value))
-                           for name, value in zip(names, means))
 
     def evaluate(epoch=None):
         collect_statistics(evaluation['collect'], x_train,
-                           net.normalize_layers)
+                           net.normalize_layers())
         row = OrderedDict()
         if data['x_valid'] is not None:
-            row['valid_error'] = _error_percent(
+            row['valid_error'] = classification_error(
                 evaluation['predict'], data['x_valid'], data['t_valid'])
-        row['test_error'] = _error_percent(
+        row['test_error'] = classification_error(
             evaluation['predict'], data['x_test'], data['t_test'])
         return row
 
-    def plots(history):
-        title = os.path.basename(os.path.normpath(args.outfolder))
-        plot_history(history, ['train_error', 'valid_error', 'test_error'],
-                     os.path.join(args.outfolder, 'errors.png'), title=title,
-                     ylabel='error (%)')
-        plot_history(history, ['train_cost', 'train_class_cost'] +
-                     ['train_denoise%d' % depth
-                      for depth in range(len(args.layers))],
-                     os.path.join(args.outfolder, 'costs.png'), title=title,
-                     ylabel='cost')
-
-    os.makedirs(args.outfolder, exist_ok=True)
-    header = 'command: %s\nsettings: %s\nlabelled rows: %d of %d' % (
-        ' '.join([os.path.basename(sys.argv[0])] + argv),
-        json.dumps(vars(args), sort_keys=True), len(labelled_indices),
-        len(x_train))
-    deadline = None if args.max_minutes is None else \
-        time.time() + 60 * args.max_minutes
-    history = fit(train_epoch, args.nepochs, args.outfolder,
-                  [train] + list(evaluation.values()), rng,
+    plots = _plotter(args)
+    history = fit(_epoch_trainer(train, names, x_train, t_train,
+                                 labelled_indices, args.batch_size, rng),
+                  args.nepochs, run_folder,
+                  [train] + list(evaluation.values()),
                   learning_rate=learning_rate,
                   schedule=linear_decay_schedule(
                       args.lr, args.decay_start_epoch, args.nepochs),
                   evaluate=evaluate, eval_every=args.eval_epoch,
-                  checkpoint_every=args.checkpoint_every, resume=args.resume,
-                  header=header, after_epoch=plots, deadline=deadline)
-
+                  after_epoch=plots)
     final = history[-1] if history and 'test_error' in history[-1] else None
     if final is None:
         # Stopped by the time budget between two evaluations.
         final = evaluate()
     if history:
         plots(history)
+    results = _results(args, history, final, labelled_indices, len(x_train))
+    write_results(args.outfolder, results)
+    print('test error %.2f %% after %d epochs (paper: %s %%); results in %s'
+          % (results['test_error'], results['epochs'],
+             results['paper_test_error'], args.outfolder), flush=True)
+    return results
+
+
+def _results(args, history, final, labelled_indices, num_train):
     results = OrderedDict()
     results['epochs'] = history[-1]['epoch'] if history else 0
     results['test_error'] = final['test_error']
@@ -777,7 +646,7 @@ def run(argv=None, description='Ladder network on MNIST.'):
         results['test_error_at_best_valid'] = best['test_error']
     results['paper_test_error'] = PAPER_TEST_ERROR.get(args.labels)
     results['num_labelled'] = int(len(labelled_indices))
-    results['num_train'] = int(len(x_train))
+    results['num_train'] = int(num_train)
     if len(labelled_indices) <= 1000:
         results['labelled_indices'] = labelled_indices.tolist()
     train_seconds = sum(row['seconds'] for row in history)
@@ -785,9 +654,4 @@ def run(argv=None, description='Ladder network on MNIST.'):
     results['seconds_per_epoch'] = round(train_seconds / len(history), 1) \
         if history else None
     results['settings'] = vars(args)
-    with open(os.path.join(args.outfolder, 'results.json'), 'w') as stream:
-        json.dump(results, stream, indent=2)
-    print('test error %.2f %% after %d epochs (paper: %s %%); results in %s'
-          % (results['test_error'], results['epochs'],
-             results['paper_test_error'], args.outfolder), flush=True)
     return results

@@ -1,0 +1,21 @@
+"""The experiments built on Parmesan's layers: the model families of the
+papers Parmesan reproduces, with their shared training loop, evaluation,
+plots and command line.
+
+* :mod:`~parmesan.experiments.vae`: VAE / IWAE with normalizing flows
+  (``examples/vae_vanilla.py``, ``iw_vae.py``, ``iw_vae_normflow.py``);
+* :mod:`~parmesan.experiments.vimco`: binary latents trained with VIMCO
+  (``examples/vimco.py``);
+* :mod:`~parmesan.experiments.ladder`: the ladder network
+  (``examples/mnist_ladder.py``);
+* :mod:`~parmesan.experiments.m2` and :mod:`~parmesan.experiments.multiseed`:
+  the semi-supervised M2 family (``examples/m2.py``,
+  ``examples/m2_multiseed.py``);
+* shared: :mod:`~parmesan.experiments.model` (the interface of the model
+  classes), :mod:`~parmesan.experiments.training` (the loop, checkpoints,
+  logs), :mod:`~parmesan.experiments.evaluation`,
+  :mod:`~parmesan.experiments.plotting` and :mod:`~parmesan.experiments.cli`.
+
+The library (:mod:`parmesan.layers`, :mod:`parmesan.distributions`, ...)
+never imports this package.
+"""

@@ -1,0 +1,611 @@
+"""Parmesan on Theano's GPU backend (gpuarray), run on the CPU through OpenCL.
+
+Theano picks its device once, at import, so the backend runs in a
+subprocess (this file run as a script, ``device=opencl0:0``, float32) that
+builds every case and prints its results and op placement as JSON; the test
+process builds the same cases on the CPU backend (float64 by the suite's
+default, float32 with ``THEANO_FLAGS=floatX=float32``) and compares them at
+float32 tolerances. The MRG streams on the device reproduce the host's
+draws, so sample layers are compared sample by sample.
+
+Placement: a compiled node is "on the backend" when one of its outputs is a
+GpuArrayType; the test fails if a heavy op (a float array from a dot
+product, an element-wise op, a sampler, a reduction, a softmax) runs on the
+host, except for the reductions the backend lacks (OpenCL: max / min, which
+Theano moves to the device only for CUDA).
+
+Needs pygpu + libgpuarray (Debian: python3-pygpu), an OpenCL device (PoCL:
+pocl-opencl-icd), the unversioned libOpenCL.so (ocl-icd-opencl-dev),
+libclblast.so (libclblast-dev) and mako; skipped with the reason otherwise.
+"""
+import json
+import os
+import subprocess
+import sys
+from collections import OrderedDict
+
+import numpy as np
+import pytest
+
+HERE = os.path.abspath(__file__)
+REPO = os.path.dirname(os.path.dirname(HERE))
+DEVICE = 'opencl0:0'
+SEED = 20261202
+#: float32 tolerances: relative, and absolute per unit of the largest value.
+RTOL, ATOL = 2e-4, 2e-5
+#: Reductions Theano 1.0 keeps on the host for an OpenCL context (its
+#: OpenCL reduction kernel does add and mul only).
+HOST_REDUCTIONS_OPENCL = {'CAReduce{maximum}', 'CAReduce{minimum}'}
+
+if __name__ != '__main__':
+    pytestmark = [pytest.mark.gpu, pytest.mark.slow]
+
+
+# ---------------------------------------------------------------- placement
+
+def _is_device(variable):
+    return type(variable.type).__name__ == 'GpuArrayType'
+
+
+def _is_heavy(node):
+    """A host node computing a float array (not shape arithmetic)."""
+    return any(getattr(out.type, 'dtype', '').startswith('float') and
+               getattr(out.type, 'ndim', 0) >= 1 for out in node.outputs)
+
+
+def placement(function):
+    """Where the nodes of a compiled Theano function run."""
+    nodes = function.maker.fgraph.toposort()
+    device = [n for n in nodes if any(_is_device(o) for o in n.outputs)]
+    host = [n for n in nodes if n not in device]
+    heavy = sorted(str(n.op) for n in host
+                   if _is_heavy(n) and type(n.op).__name__ != 'HostFromGpu')
+    return {'device': len(device), 'host': len(host),
+            'to_device': sum(type(n.op).__name__ == 'GpuFromHost'
+                             for n in nodes),
+            'to_host': sum(type(n.op).__name__ == 'HostFromGpu'
+                           for n in nodes),
+            'heavy_host': heavy,
+            'device_ops': sorted({type(n.op).__name__ for n in device})}
+
+
+class Recorder(object):
+    """Compiles the functions of a case and remembers their placement."""
+
+    def __init__(self):
+        self.placements = OrderedDict()
+
+    def function(self, label, inputs, outputs, **kwargs):
+        import theano
+        return self.record(label, theano.function(inputs, outputs, **kwargs))
+
+    def record(self, label, compiled):
+        self.placements[label] = placement(compiled)
+        return compiled
+
+
+# ---------------------------------------------------------------- helpers
+
+def _floatx(array):
+    import theano
+    return np.asarray(array, dtype=theano.config.floatX)
+
+
+def _weighted_sum(expression, rng, shape):
+    """A scalar that depends on every entry: sum(expression * R)."""
+    import theano.tensor as T
+    return T.sum(expression * _floatx(rng.uniform(-1, 1, shape)))
+
+
+def _grads(loss, params):
+    import theano
+    return theano.grad(loss, params)
+
+
+def _named(prefix, values):
+    return [('%s%d' % (prefix, i), v) for i, v in enumerate(values)]
+
+
+def _dense_inputs(rng, batch, features, outputs, name='x'):
+    """An input matrix, its value, and two DenseLayers (mean, log-variance
+    or logits) on it."""
+    import theano.tensor as T
+    from lasagne.layers import DenseLayer, InputLayer
+    x = T.matrix(name)
+    l_x = InputLayer((None, features), x)
+    l_a = DenseLayer(l_x, outputs, nonlinearity=None)
+    l_b = DenseLayer(l_x, outputs, nonlinearity=None)
+    return x, _floatx(rng.normal(size=(batch, features))), l_a, l_b
+
+
+# ---------------------------------------------------------------- layer cases
+
+def case_sample(rec, rng):
+    """SampleLayer with fixed eq/iw axes and with symbolic ones, and
+    SimpleSampleLayer: samples and gradients."""
+    import theano.tensor as T
+    from lasagne.layers import get_all_params, get_output
+    from parmesan.layers import SampleLayer, SimpleSampleLayer
+    x, x_val, l_mu, l_lv = _dense_inputs(rng, 3, 4, 2)
+    iw = T.iscalar('iw')
+    l_fixed = SampleLayer(l_mu, l_lv, eq_samples=2, iw_samples=3)
+    l_symbolic = SampleLayer(l_mu, l_lv, eq_samples=1, iw_samples=iw)
+    l_simple = SimpleSampleLayer(l_mu, l_lv)
+    z_fixed, z_sym, z_simple = get_output([l_fixed, l_symbolic, l_simple])
+    params = get_all_params(l_fixed)
+    loss = (_weighted_sum(z_fixed, rng, (18, 2)) +
+            _weighted_sum(z_sym, rng, (12, 2)) +
+            _weighted_sum(z_simple ** 2, rng, (3, 2)))
+    f = rec.function('sample', [x, iw], [z_fixed, z_sym, z_simple] +
+                _grads(loss, params))
+    out = f(x_val, 4)
+    return OrderedDict([('z_eq2_iw3', out[0]), ('z_iw4', out[1]),
+                        ('z_simple', out[2])] + _named('grad', out[3:]))
+
+
+def case_bernoulli(rec, rng):
+    """BernoulliSampleLayer (eq, iw axes) and SimpleBernoulliSampleLayer:
+    the 0/1 draws must be identical."""
+    import theano.tensor as T
+    from lasagne.layers import get_output
+    from parmesan.layers import BernoulliSampleLayer, \
+        SimpleBernoulliSampleLayer
+    x, x_val, l_logits, _ = _dense_inputs(rng, 3, 4, 5)
+    from lasagne.layers import NonlinearityLayer
+    l_p = NonlinearityLayer(l_logits, T.nnet.sigmoid)
+    l_h = BernoulliSampleLayer(l_p, eq_samples=2, iw_samples=2)
+    l_simple = SimpleBernoulliSampleLayer(l_p)
+    f = rec.function('bernoulli', [x], get_output([l_h, l_simple, l_p]))
+    h, simple, p = f(x_val)
+    return OrderedDict([('h', h), ('h_simple', simple), ('p', p)])
+
+
+def case_flows(rec, rng):
+    """Planar and radial flows stacked with ListIndexLayer: f(z), logdet,
+    gradients."""
+    from lasagne.layers import InputLayer, get_all_params, get_output
+    import theano.tensor as T
+    from parmesan.layers import ListIndexLayer, NormalizingPlanarFlowLayer, \
+        NormalizingRadialFlowLayer
+    z = T.matrix('z')
+    l_z = InputLayer((None, 3), z)
+    l_planar = NormalizingPlanarFlowLayer(l_z)
+    l_radial = NormalizingRadialFlowLayer(ListIndexLayer(l_planar, 0))
+    outputs = get_output([ListIndexLayer(l_radial, 0),
+                          ListIndexLayer(l_planar, 1),
+                          ListIndexLayer(l_radial, 1)])
+    params = get_all_params(l_radial)
+    loss = (_weighted_sum(outputs[0], rng, (4, 3)) + T.sum(outputs[1]) +
+            T.sum(outputs[2]))
+    f = rec.function('flows', [z], outputs + _grads(loss, params + [z]))
+    out = f(_floatx(rng.normal(size=(4, 3))))
+    return OrderedDict([('f_z', out[0]), ('logdet_planar', out[1]),
+                        ('logdet_radial', out[2])] + _named('grad', out[3:]))
+
+
+def case_iaf(rec, rng):
+    """MaskedDenseLayer and two InverseAutoregressiveFlowLayers (the first
+    with a context input): outputs, logdets, gradients."""
+    import theano.tensor as T
+    from lasagne.layers import InputLayer, get_all_params, get_output
+    from parmesan.layers import InverseAutoregressiveFlowLayer, \
+        ListIndexLayer, MaskedDenseLayer, made_hidden_degrees, \
+        made_input_degrees
+    z, h = T.matrix('z'), T.matrix('h')
+    l_z = InputLayer((None, 4), z)
+    l_h = InputLayer((None, 3), h)
+    l_made = MaskedDenseLayer(l_z, 5, made_hidden_degrees(5, 4),
+                              input_degrees=made_input_degrees(4))
+    l_iaf1 = InverseAutoregressiveFlowLayer(l_z, [5, 5], context=l_h)
+    l_iaf2 = InverseAutoregressiveFlowLayer(ListIndexLayer(l_iaf1, 0), 5,
+                                            reverse=True)
+    outputs = get_output([l_made, ListIndexLayer(l_iaf2, 0),
+                          ListIndexLayer(l_iaf1, 1),
+                          ListIndexLayer(l_iaf2, 1)])
+    params = get_all_params([l_made, l_iaf2])
+    loss = (_weighted_sum(outputs[0], rng, (3, 5)) +
+            _weighted_sum(outputs[1], rng, (3, 4)) + T.sum(outputs[2]) +
+            T.sum(outputs[3]))
+    f = rec.function('iaf', [z, h], outputs + _grads(loss, params))
+    out = f(_floatx(rng.normal(size=(3, 4))),
+            _floatx(rng.normal(size=(3, 3))))
+    return OrderedDict([('made', out[0]), ('z_new', out[1]),
+                        ('logdet1', out[2]), ('logdet2', out[3])] +
+                       _named('grad', out[4:]))
+
+
+def case_normalize(rec, rng):
+    """NormalizeLayer + ScaleAndShiftLayer: training pass and gradients
+    (statistics from a subset of rows), running-average collection over two
+    batches, then the deterministic pass with the stored statistics."""
+    import theano.tensor as T
+    from lasagne.layers import DenseLayer, InputLayer, get_all_params, \
+        get_output
+    from parmesan.layers import ListIndexLayer, NormalizeLayer, \
+        ScaleAndShiftLayer
+    x = T.matrix('x')
+    l_x = InputLayer((None, 4), x)
+    l_dense = DenseLayer(l_x, 3, b=None, nonlinearity=None)
+    l_bn = NormalizeLayer(l_dense, alpha='running_average')
+    l_out = ScaleAndShiftLayer(l_bn, beta=rng.normal(size=3),
+                               gamma=rng.uniform(0.5, 2, size=3))
+    l_sub = NormalizeLayer(l_dense, return_stats=True,
+                           stat_indices=slice(2, None))
+    train, sub, sub_mean, sub_var = get_output(
+        [l_out, ListIndexLayer(l_sub, 0), ListIndexLayer(l_sub, 1),
+         ListIndexLayer(l_sub, 2)])
+    params = get_all_params(l_out, trainable=True)
+    loss = _weighted_sum(train, rng, (5, 3)) + _weighted_sum(sub, rng, (5, 3))
+    f_train = rec.function('normalize_train', [x], [train, sub, sub_mean, sub_var] +
+                      _grads(loss, params))
+    f_collect = rec.function('normalize_collect', [x],
+                        T.sum(get_output(l_out, collect=True)))
+    f_det = rec.function('normalize_deterministic', [x],
+                    get_output(l_out, deterministic=True))
+    out = f_train(_floatx(rng.normal(size=(5, 4))))
+    l_bn.reset_stats()
+    for rows in (6, 3):
+        f_collect(_floatx(rng.normal(1, 2, size=(rows, 4))))
+    det = f_det(_floatx(rng.normal(size=(5, 4))))
+    return OrderedDict([('train', out[0]), ('sub', out[1]),
+                        ('sub_mean', out[2]), ('sub_var', out[3])] +
+                       _named('grad', out[4:]) +
+                       [('stored_mean', l_bn.mean.get_value()),
+                        ('stored_var', l_bn.var.get_value()),
+                        ('collected', l_bn.num_collected.get_value()),
+                        ('deterministic', det)])
+
+
+def case_ladder(rec, rng):
+    """DecoderNormalizeLayer, DenoiseLayer and GaussianDenoiseLayer with
+    non-trivial parameters: outputs and gradients."""
+    import theano.tensor as T
+    from lasagne.layers import InputLayer, get_all_params, get_output
+    from parmesan.layers import DecoderNormalizeLayer, DenoiseLayer, \
+        GaussianDenoiseLayer
+    u, z, m, v = T.matrix('u'), T.matrix('z'), T.vector('m'), T.vector('v')
+    l_u, l_z = InputLayer((None, 3), u), InputLayer((None, 3), z)
+    l_denoise = DenoiseLayer(l_u, l_z)
+    l_gauss = GaussianDenoiseLayer(l_u, l_z)
+    for layer in (l_denoise, l_gauss):
+        for param in layer.get_params():
+            param.set_value(_floatx(rng.normal(size=3)))
+    l_dec = DecoderNormalizeLayer(l_gauss, InputLayer((3,), m),
+                                  InputLayer((3,), v), epsilon=1e-3)
+    outputs = get_output([l_denoise, l_gauss, l_dec])
+    params = get_all_params([l_denoise, l_dec])
+    loss = sum(_weighted_sum(o, rng, (4, 3)) for o in outputs)
+    f = rec.function('ladder', [u, z, m, v], outputs + _grads(loss, params))
+    out = f(_floatx(rng.normal(size=(4, 3))),
+            _floatx(rng.normal(size=(4, 3))),
+            _floatx(rng.normal(size=3)), _floatx(rng.uniform(0.5, 2, 3)))
+    return OrderedDict([('denoise', out[0]), ('gauss', out[1]),
+                        ('decoder_normalized', out[2])] +
+                       _named('grad', out[3:]))
+
+
+def case_categorical(rec, rng):
+    """GumbelSoftmaxSampleLayer and LogisticNormalSampleLayer, soft and
+    straight-through, with ClipLayer logits and an annealed shared
+    temperature: samples and gradients."""
+    import theano
+    import theano.tensor as T
+    from lasagne.layers import get_all_params, get_output
+    from parmesan.layers import ClipLayer, GumbelSoftmaxSampleLayer, \
+        LogisticNormalSampleLayer
+    x, x_val, l_a, l_b = _dense_inputs(rng, 3, 4, 4)
+    tau = theano.shared(_floatx(0.7), 'tau')
+    l_logits = ClipLayer(l_a, 1.5)
+    layers = [GumbelSoftmaxSampleLayer(l_logits, tau, iw_samples=2),
+              GumbelSoftmaxSampleLayer(l_logits, 0.5, eq_samples=2,
+                                       straight_through=True),
+              LogisticNormalSampleLayer(l_a, l_b, tau, iw_samples=2),
+              LogisticNormalSampleLayer(l_a, l_b, 0.5,
+                                        straight_through=True)]
+    outputs = get_output(layers)
+    params = get_all_params(layers)
+    loss = sum(_weighted_sum(o, rng, (6, 4)) for o in outputs[:3]) + \
+        _weighted_sum(outputs[3], rng, (3, 4))
+    f = rec.function('categorical', [x], outputs + _grads(loss, params))
+    out = f(x_val)
+    tau.set_value(_floatx(0.3))
+    annealed = f(x_val)[0]
+    return OrderedDict([('gumbel', out[0]), ('gumbel_st', out[1]),
+                        ('logistic_normal', out[2]),
+                        ('logistic_normal_st', out[3]),
+                        ('gumbel_tau0.3', annealed)] +
+                       _named('grad', out[4:]))
+
+
+def case_noise(rec, rng):
+    """GaussianCorruptionLayer and DropoutCorruptionLayer: corrupted and
+    clean passes, gradients."""
+    import theano.tensor as T
+    from lasagne.layers import get_all_params, get_output
+    from parmesan.layers import DropoutCorruptionLayer, \
+        GaussianCorruptionLayer
+    x, x_val, l_a, _ = _dense_inputs(rng, 4, 3, 5)
+    l_noise = GaussianCorruptionLayer(l_a, 0.3)
+    l_drop = DropoutCorruptionLayer(l_noise, p=0.4)
+    noisy, dropped = get_output([l_noise, l_drop])
+    clean = get_output(l_drop, clean=True)
+    params = get_all_params(l_drop)
+    loss = _weighted_sum(dropped, rng, (4, 5)) + T.sum(noisy ** 2)
+    f = rec.function('noise', [x], [noisy, dropped, clean] + _grads(loss, params))
+    out = f(x_val)
+    return OrderedDict([('gaussian', out[0]), ('dropout', out[1]),
+                        ('clean', out[2])] + _named('grad', out[3:]))
+
+
+# ---------------------------------------------------------------- trainers
+
+def _batch(rng, rows, features=12):
+    return _floatx(rng.uniform(size=(rows, features)) < 0.4)
+
+
+def _steps(train, batches):
+    return [np.asarray(v) for batch in batches for v in train(*batch)]
+
+
+def _param_values(params):
+    return [p.get_value() for p in params]
+
+
+def case_vae_step(rec, rng):
+    """A hand-built IWAE (DenseLayer -> SampleLayer -> DenseLayer, k = 3)
+    with Lasagne's Adam: two steps, then the parameters."""
+    import lasagne
+    import theano
+    import theano.tensor as T
+    from lasagne.layers import DenseLayer, InputLayer, get_all_params, \
+        get_output
+    from parmesan.distributions import log_bernoulli_logits, log_normal2, \
+        log_stdnormal
+    from parmesan.layers import SampleLayer
+    from parmesan.utils import importance_weighted_bound
+    x = T.matrix('x')
+    l_x = InputLayer((None, 12), x)
+    l_h = DenseLayer(l_x, 8, nonlinearity=T.tanh)
+    l_mu = DenseLayer(l_h, 3, nonlinearity=None)
+    l_lv = DenseLayer(l_h, 3, nonlinearity=None)
+    l_z = SampleLayer(l_mu, l_lv, iw_samples=3)
+    l_logits = DenseLayer(DenseLayer(l_z, 8, nonlinearity=T.tanh), 12,
+                          nonlinearity=None)
+    z, mu, lv, logits = get_output([l_z, l_mu, l_lv, l_logits])
+    per_example = lambda v: T.repeat(v, 3, axis=0)  # noqa: E731
+    log_w = (log_bernoulli_logits(per_example(x), logits).sum(-1) +
+             log_stdnormal(z).sum(-1) -
+             log_normal2(z, per_example(mu), per_example(lv)).sum(-1))
+    bound = importance_weighted_bound(log_w, 1, 3).mean()
+    params = get_all_params(l_logits, trainable=True)
+    updates = lasagne.updates.adam(-bound, params, learning_rate=0.01)
+    train = rec.function('vae_step', [x], bound, updates=updates)
+    bounds = [train(_batch(rng, 5)) for _ in range(2)]
+    return OrderedDict([('bounds', np.array(bounds))] +
+                       _named('param', _param_values(params)))
+
+
+
+def _experiment(module, attribute):
+    """`attribute` of parmesan.experiments.`module`, imported in the process
+    whose backend is set up."""
+    import importlib
+    return getattr(importlib.import_module('parmesan.experiments.' + module),
+                   attribute)
+
+
+def _learning_rate(value=1e-2):
+    import theano
+    return theano.shared(_floatx(value), 'learning_rate')
+
+
+def _vae_model():
+    """A VariationalAutoencoder with batch norm and one IAF step."""
+    import theano.tensor as T
+    VAE = _experiment('vae', 'VariationalAutoencoder')
+    return VAE(12, (8,), 3, T.tanh, T.tanh, batch_norm=True, flow='iaf',
+               num_flows=1, iaf_hidden=4)
+
+
+def case_vae_model(rec, rng):
+    """VariationalAutoencoder (batch norm, IAF, k = 2, Adam with clipping):
+    two training steps; batch-norm collection and L_20 in chunks of 8
+    samples with its evaluation functions."""
+    model = _vae_model()
+    train, _ = model.compile_train(_learning_rate(), iw_samples=2)
+    rec.record('vae_model_train', train)
+    values = _steps(train, [(_batch(rng, 4),), (_batch(rng, 4),)])
+    functions = model.compile_evaluation()
+    rec.record('vae_model_log_weights', functions['log_weights'])
+    rec.record('vae_model_collect', functions['collect'])
+    collect = _experiment('evaluation', 'collect_statistics')
+    likelihood = _experiment('evaluation',
+                             'importance_sampled_log_likelihood')
+    collect(functions['collect'], _batch(rng, 6), model.normalize_layers(),
+            batch_size=4)
+    ll = likelihood(functions['log_weights'], _batch(rng, 3), num_samples=20,
+                    max_rows=8, show_progress=False)
+    return OrderedDict([('train_outputs', np.array(values)), ('L_20', ll)] +
+                       _named('param', _param_values(model.params())))
+
+
+def case_vimco_model(rec, rng):
+    """BernoulliLatentVAE with the VIMCO surrogate, K = 3: two steps."""
+    import theano.tensor as T
+    Model = _experiment('vimco', 'BernoulliLatentVAE')
+    model = Model(12, (8,), 4, T.tanh, T.tanh, learn_prior=True)
+    train, _ = model.compile_train(_learning_rate(), iw_samples=3)
+    rec.record('vimco_model_train', train)
+    values = _steps(train, [(_batch(rng, 4),), (_batch(rng, 4),)])
+    return OrderedDict([('train_outputs', np.array(values))] +
+                       _named('param', _param_values(model.params())))
+
+
+def case_ladder_model(rec, rng):
+    """LadderNetwork 12-8-6-3 ("gauss" combinator, noise 0.3): two steps on
+    mixed batches (2 labelled + 4 unlabelled rows), then statistics
+    collection and prediction with the stored statistics."""
+    Model = _experiment('ladder', 'LadderNetwork')
+    model = Model((12, 8, 6, 3))
+    train, _ = model.compile_train(_learning_rate(),
+                                   lambdas=(10., 1., 0.1, 0.1))
+    rec.record('ladder_model_train', train)
+    batches = [(_floatx(rng.normal(size=(6, 12))),
+                rng.randint(0, 3, size=2).astype('int32'), 2)
+               for _ in range(2)]
+    values = _steps(train, batches)
+    functions = model.compile_evaluation()
+    rec.record('ladder_model_collect', functions['collect'])
+    rec.record('ladder_model_predict', functions['predict'])
+    functions['collect'](_floatx(rng.normal(size=(7, 12))))
+    predicted = functions['predict'](_floatx(rng.normal(size=(3, 12))))
+    return OrderedDict([('train_outputs', np.array(values)),
+                        ('predicted', predicted)] +
+                       _named('param', _param_values(model.params())))
+
+
+def _m2_case(kind):
+    def case(rec, rng):
+        import contextlib
+        import theano
+        Model = _experiment('m2', 'M2Model')
+        model = Model(kind, num_features=12, num_classes=3, num_latent=2,
+                      q_hidden=4, q_layers=1, alpha_layers=1, z_layers=1,
+                      p_hidden=4, p_layers=1, maxout_stride=2)
+        iteration = theano.shared(_floatx(0), 'iteration')
+        # compile_train announces itself on stdout
+        with contextlib.redirect_stdout(sys.stderr):
+            train, _ = model.compile_train(
+                _learning_rate(1e-3), iteration, theano.tensor.constant(3.),
+                classifier_warmup=10)
+        rec.record('m2_%s_train' % kind, train)
+        labels = rng.randint(0, 3, size=3).astype('int32')
+        if kind == 'MLP':
+            batches = [(_batch(rng, 3), labels)] * 2
+        else:
+            batches = [(_batch(rng, 4), _batch(rng, 3), labels)
+                       for _ in range(2)]
+        values = _steps(train, batches)
+        return OrderedDict([('train_outputs', np.array(values))] +
+                           _named('param', _param_values(model.params())))
+    case.__doc__ = 'M2Model %r: two training steps.' % kind
+    return case
+
+
+M2_KINDS = ('ExactM2', 'STGumbelSoftmaxM2', 'LogisticNormalM2', 'MLP')
+
+
+def case_checkpoint(rec, rng, workdir, backend):
+    """A checkpoint of every shared variable (parameters, Adam's moments,
+    noise streams, batch-norm statistics) after one VAE step, written to
+    ``<workdir>/<backend>.npz``; then the second step. Where the other
+    backend's checkpoint exists, it is loaded into a fresh model whose
+    second step is reported too."""
+    shared_state = _experiment('training', 'shared_state')
+    save = _experiment('training', 'save_checkpoint')
+    batches = [_batch(rng, 4), _batch(rng, 4)]
+    model = _vae_model()
+    train, _ = model.compile_train(_learning_rate(), iw_samples=2)
+    state = shared_state([train])
+    first = train(batches[0])
+    saved = [v.get_value() for v in state]
+    save(os.path.join(workdir, backend + '.npz'), state,
+         np.random.RandomState(5), 1, [])
+    second = train(batches[1])
+    results = OrderedDict([('first', np.array(first)),
+                           ('second', np.array(second))] +
+                          _named('saved', saved))
+    other = os.path.join(workdir, ('host' if backend == 'device' else
+                                   'device') + '.npz')
+    if os.path.exists(other):
+        resumed = resume_from(other, batches[1])
+        results['resumed_second'] = resumed['second']
+        results.update(_named('loaded', resumed['loaded']))
+    return results
+
+
+def resume_from(path, batch):
+    """A fresh VAE, restored from the checkpoint at `path`, one step."""
+    shared_state = _experiment('training', 'shared_state')
+    load = _experiment('training', 'load_checkpoint')
+    lasagne_rng_seed(SEED + 7)
+    model = _vae_model()
+    train, _ = model.compile_train(_learning_rate(), iw_samples=2)
+    state = shared_state([train])
+    load(path, state, np.random.RandomState(0))
+    loaded = [v.get_value() for v in state]
+    return {'loaded': loaded, 'second': np.array(train(batch))}
+
+
+LAYER_CASES = OrderedDict([
+    ('sample', case_sample), ('bernoulli', case_bernoulli),
+    ('flows', case_flows), ('iaf', case_iaf), ('normalize', case_normalize),
+    ('ladder', case_ladder), ('categorical', case_categorical),
+    ('noise', case_noise)])
+TRAINER_CASES = OrderedDict(
+    [('vae_step', case_vae_step), ('vae_model', case_vae_model),
+     ('vimco_model', case_vimco_model), ('ladder_model', case_ladder_model)] +
+    [('m2_%s' % kind, _m2_case(kind)) for kind in M2_KINDS])
+GROUPS = OrderedDict([('layers', LAYER_CASES), ('trainers', TRAINER_CASES)])
+
+
+# ---------------------------------------------------------------- running
+
+def lasagne_rng_seed(seed):
+    import lasagne
+    lasagne.random.set_rng(np.random.RandomState(seed))
+
+
+def run_case(name, workdir, backend):
+    """Build and run one case with fixed seeds; return (results, placements).
+    """
+    import lasagne
+    saved_rng = lasagne.random.get_rng()
+    lasagne_rng_seed(SEED)
+    rng = np.random.RandomState(SEED + 1)
+    rec = Recorder()
+    try:
+        if name == 'checkpoint':
+            results = case_checkpoint(rec, rng, workdir, backend)
+        else:
+            cases = dict(LAYER_CASES, **TRAINER_CASES)
+            results = cases[name](rec, rng)
+    finally:
+        lasagne.random.set_rng(saved_rng)
+    return results, rec.placements
+
+
+def _jsonable(results):
+    return OrderedDict((k, np.asarray(v, dtype=np.float64).tolist())
+                       for k, v in results.items())
+
+
+def worker(group, workdir):
+    """The subprocess: run the cases of `group` on this process's Theano
+    device and write ``<workdir>/<group>.json``."""
+    import time
+    import traceback
+    import theano
+    names = list(GROUPS[group]) + (['checkpoint'] if group == 'trainers'
+                                   else [])
+    report = OrderedDict([('device', theano.config.device),
+                          ('floatX', theano.config.floatX),
+                          ('cases', OrderedDict())])
+    for name in names:
+        start = time.time()
+        try:
+            results, placements = run_case(name, workdir, 'device')
+            entry = {'results': _jsonable(results), 'placement': placements}
+        except Exception:
+            entry = {'error': traceback.format_exc()}
+        entry['seconds'] = time.time() - start
+        report['cases'][name] = entry
+        print('%s: %.1f s' % (name, entry['seconds']), file=sys.stderr,
+              flush=True)
+    with open(os.path.join(workdir, group + '.json'), 'w') as stream:
+        json.dump(report, stream)
+
+
+if __name__ == '__main__':
+    sys.path.insert(0, REPO)
+    worker(sys.argv[1], sys.argv[2])
