@@ -8,18 +8,11 @@ Writes log.txt, log.jsonl, checkpoint.npz, results.json and PNG plots to
     python examples/iw_vae.py -iw_samples 5 -outfolder results/iwae_k5
     python examples/iw_vae.py --preset burda -iw_samples 5
 """
-from parmesan.experiments.vae import run
+from parmesan.experiments.trainers import TRAINERS
 
-
-def main(argv=None):
-    """Train and evaluate; `argv` defaults to the command line.
-
-    Returns
-    -------
-    dict: the results written to OUTFOLDER/results.json.
-    """
-    return run(argv, description=__doc__.split('\n\n')[0])
-
+#: ``main(argv=None)`` trains, evaluates, writes the run folder and returns
+#: the results dict; `argv` defaults to the command line.
+main = TRAINERS['iw_vae'].run
 
 if __name__ == '__main__':
     main()

@@ -10,25 +10,11 @@ checkpoint.npz, results.json and PNG plots to -outfolder.
     python examples/iw_vae_normflow.py -iw_samples 5 -nflows 5
     python examples/iw_vae_normflow.py --flow iaf -nflows 2
 """
-from parmesan.experiments.vae import run
+from parmesan.experiments.trainers import TRAINERS
 
-
-def main(argv=None):
-    """Train and evaluate; `argv` defaults to the command line.
-
-    Returns
-    -------
-    dict: the results written to OUTFOLDER/results.json.
-
-    Example
-    -------
-    >>> main(['--flow', 'radial', '-nflows', '2', '-nepochs', '2',
-    ...       '--train-subset', '300', '-outfolder', 'tmp'])
-    ... # doctest: +SKIP
-    """
-    return run(argv, description=__doc__.split('\n\n')[0],
-               defaults={'outfolder': 'results/iw_vae_normflow'}, flows=True)
-
+#: ``main(argv=None)`` trains, evaluates, writes the run folder and returns
+#: the results dict; `argv` defaults to the command line.
+main = TRAINERS['iw_vae_normflow'].run
 
 if __name__ == '__main__':
     main()

@@ -11,18 +11,11 @@ log.jsonl, checkpoint.npz, results.json and PNG plots to -outfolder.
     python examples/m2.py -model ExactM2 --seed 1
     python examples/m2.py -model GumbelSoftmaxM2 -outfolder results/gs --resume
 """
-from parmesan.experiments.m2 import run
+from parmesan.experiments.trainers import TRAINERS
 
-
-def main(argv=None):
-    """Train and evaluate; `argv` defaults to the command line.
-
-    Returns
-    -------
-    dict: the results written to OUTFOLDER/results.json.
-    """
-    return run(argv, description=__doc__.split('\n\n')[0])
-
+#: ``main(argv=None)`` trains, evaluates, writes the run folder and returns
+#: the results dict; `argv` defaults to the command line.
+main = TRAINERS['m2'].run
 
 if __name__ == '__main__':
     main()

@@ -13,18 +13,11 @@ results.json, errors.png and costs.png to -outfolder.
     python examples/mnist_ladder.py --labels 1000 --noise-std 0.2 \\
         -lambdas 2000,20,0.1,0.1,0.1,0.1,0.1
 """
-from parmesan.experiments.ladder import run
+from parmesan.experiments.trainers import TRAINERS
 
-
-def main(argv=None):
-    """Train and evaluate; `argv` defaults to the command line.
-
-    Returns
-    -------
-    dict: the results written to OUTFOLDER/results.json.
-    """
-    return run(argv, description=__doc__.split('\n\n')[0])
-
+#: ``main(argv=None)`` trains, evaluates, writes the run folder and returns
+#: the results dict; `argv` defaults to the command line.
+main = TRAINERS['mnist_ladder'].run
 
 if __name__ == '__main__':
     main()

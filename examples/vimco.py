@@ -13,23 +13,11 @@ checkpoint.npz, results.json and PNG plots to -outfolder.
     python examples/vimco.py
     python examples/vimco.py -iw_samples 5 --prior learned -nepochs 100
 """
-from parmesan.experiments.vimco import run
+from parmesan.experiments.trainers import TRAINERS
 
-
-def main(argv=None):
-    """Train and evaluate; `argv` defaults to the command line.
-
-    Returns
-    -------
-    dict: the results written to OUTFOLDER/results.json.
-
-    Example
-    -------
-    >>> main(['-iw_samples', '5', '-nepochs', '2', '--train-subset', '300',
-    ...       '-outfolder', 'tmp'])                     # doctest: +SKIP
-    """
-    return run(argv, description=__doc__.split('\n\n')[0])
-
+#: ``main(argv=None)`` trains, evaluates, writes the run folder and returns
+#: the results dict; `argv` defaults to the command line.
+main = TRAINERS['vimco'].run
 
 if __name__ == '__main__':
     main()

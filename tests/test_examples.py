@@ -32,7 +32,8 @@ TINY_ARGV = {
     'mnist_ladder': ['--layers', '784,20,10', '-lambdas', '1000,10,0.1',
                      '--train-subset', '200', '-nepochs', '1'],
     'm2': _M2 + ['-model', 'GumbelSoftmaxM2'],
-    'm2_multiseed': _M2 + ['--models', 'MLP', '--seeds', '1'],
+    'm2_multiseed': ['--models', 'MLP', '--seeds', '1'] + _M2,
+    'sweep': ['m2', '--models', 'MLP', '--seeds', '1'] + _M2,
 }
 
 
@@ -59,8 +60,9 @@ def test_example_runs_with_a_tiny_budget(name, tmp_path, capsys):
         assert -543 < first_train_elbo and test_elbo > -300
         assert test_l50 >= test_elbo
         return
-    if name == 'm2_multiseed':
-        assert [row['model'] for row in returned] == ['MLP']
+    if name in ('m2_multiseed', 'sweep'):
+        assert {row['setting'] for row in returned} == {'model=MLP'}
+        assert (tmp_path / 'model=MLP' / 'seed1' / 'results.json').is_file()
         assert (tmp_path / 'summary.csv').is_file()
         return
     with open(str(tmp_path / 'results.json')) as stream:

@@ -1,7 +1,6 @@
-"""The M2 trainer (parmesan.experiments.m2, examples/m2.py and
-m2_multiseed.py): the exact M2 bounds against numpy on a tiny model, the
-schedules and batches, flags, short runs of every model on a slice of real
-MNIST, resume, and the multi-seed runner."""
+"""The M2 trainer (parmesan.experiments.m2, examples/m2.py): the exact M2
+bounds against numpy on a tiny model, flags, short runs of every model on a
+slice of real MNIST, and resume."""
 import json
 import os
 
@@ -16,7 +15,6 @@ from scipy.special import log_softmax, logsumexp
 from parmesan.layers import (ClipLayer, DropoutCorruptionLayer,
                              NormalizeLayer, ScaleAndShiftLayer)
 from parmesan.experiments.m2 import MODELS, M2Model, m2_argument_parser, run
-from parmesan.experiments.multiseed import run_multiseed
 from conftest import RTOL, floatx
 
 # The tiny model: 6 pixels, 3 classes, 2 latent units.
@@ -380,35 +378,6 @@ def test_resume_continues_exactly(tmpdir, shared_data_dir):
     # The annealing moved: 2 epochs of 10 iterations over N = 7.
     assert rows['split'][0]['sharpening'] == pytest.approx(3.0)
     assert rows['split'][0]['a_cw'] == 1.0
-
-
-def test_multiseed_runner_writes_table_and_plot(tmpdir, shared_data_dir,
-                                                capsys):
-    outfolder = str(tmpdir.join('multi'))
-    argv = ['--models', 'MLP', '--seeds', '1,2', '-outfolder', outfolder,
-            '--data-dir', shared_data_dir, '-ep', '1'] + TINY
-    table = run_multiseed(argv)
-    assert len(table) == 1 and table[0]['seeds_done'] == 2
-    assert table[0]['valid_acc_std'] >= 0
-    for name in ('summary.md', 'summary.csv', 'valid_accuracy.png'):
-        assert os.path.getsize(os.path.join(outfolder, name)) > 0
-    for seed in (1, 2):
-        assert os.path.exists(os.path.join(outfolder, 'MLP', 'seed%d' % seed,
-                                           'results.json'))
-    with open(os.path.join(outfolder, 'summary.md')) as stream:
-        text = stream.read()
-    assert '| MLP | 2 |' in text and '0.771' in text
-    # Different seeds choose different labelled images.
-    labelled = []
-    for seed in (1, 2):
-        with open(os.path.join(outfolder, 'MLP', 'seed%d' % seed,
-                               'results.json')) as stream:
-            labelled.append(json.load(stream)['labelled_rows'])
-    assert labelled[0] != labelled[1]
-    # A second invocation finds the runs done and only summarises.
-    capsys.readouterr()
-    run_multiseed(argv)
-    assert 'done already' in capsys.readouterr().out
 
 
 def test_models_tuple_is_the_issue_list():

@@ -25,7 +25,8 @@ from parmesan.experiments import vimco as vimco_module
 from parmesan.layers import (InverseAutoregressiveFlowLayer,
                              NormalizingPlanarFlowLayer,
                              NormalizingRadialFlowLayer)
-from parmesan.experiments.vae import (VariationalAutoencoder,
+from parmesan.experiments.vae import (VAE_VANILLA_DEFAULTS,
+                                      VariationalAutoencoder,
                                       vae_argument_parser)
 from conftest import REPO, RTOL, data_dir, floatx
 
@@ -200,7 +201,7 @@ def test_run_uses_the_requested_settings(finished_run):
 
 def test_vae_vanilla_defaults_are_kingma_and_wellings_setup():
     args = vae_argument_parser(
-        'test', vae_vanilla.VAE_VANILLA_DEFAULTS).parse_args([])
+        'test', VAE_VANILLA_DEFAULTS).parse_args([])
     for name, value in dict(dataset='fixed', batch_size=100, nhidden=200,
                             nlayers=2, nlatent=100, nonlin_enc='softplus',
                             nonlin_dec='softplus', lr=3e-4, nepochs=1000,

@@ -8,9 +8,12 @@ plots and command line.
   (``examples/vimco.py``);
 * :mod:`~parmesan.experiments.ladder`: the ladder network
   (``examples/mnist_ladder.py``);
-* :mod:`~parmesan.experiments.m2` and :mod:`~parmesan.experiments.multiseed`:
-  the semi-supervised M2 family (``examples/m2.py``,
-  ``examples/m2_multiseed.py``);
+* :mod:`~parmesan.experiments.m2`: the semi-supervised M2 family
+  (``examples/m2.py``);
+* :mod:`~parmesan.experiments.trainers`: every trainer by name
+  (``python -m parmesan.experiments NAME``), and
+  :mod:`~parmesan.experiments.sweep`: any of them over seeds and settings,
+  locally or on Dask (``examples/sweep.py``, ``examples/m2_multiseed.py``);
 * shared: :mod:`~parmesan.experiments.model` (the interface of the model
   classes), :mod:`~parmesan.experiments.training` (the loop, checkpoints,
   logs), :mod:`~parmesan.experiments.evaluation`,

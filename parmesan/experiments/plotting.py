@@ -5,7 +5,8 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-__all__ = ['plot_history', 'save_image_grid', 'plot_per_latent']
+__all__ = ['plot_history', 'save_image_grid', 'plot_per_latent',
+           'plot_seed_curves']
 
 
 def plot_history(history, keys, path, title='', ylabel=''):
@@ -68,6 +69,49 @@ def plot_per_latent(values, path, ylabel, threshold=None, title=''):
     axis.set_xlabel('latent unit (sorted)')
     axis.set_ylabel(ylabel)
     axis.set_title(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+
+
+def plot_seed_curves(curves, path, ylabel='', title=''):
+    """One curve per setting over seeds: the mean over the seeds that
+    reached each epoch, with a band of +- one standard deviation where
+    two or more seeds did (a single seed is drawn as a plain line).
+
+    Parameters
+    ----------
+    curves : dict, setting label -> {seed: (epochs, values)}
+    path : str, the PNG to write
+    """
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    for label, by_seed in curves.items():
+        values_at = {}
+        for epochs, values in by_seed.values():
+            for epoch, value in zip(epochs, values):
+                values_at.setdefault(epoch, []).append(value)
+        if not values_at:
+            continue
+        epochs = sorted(values_at)
+        mean = np.array([np.mean(values_at[e]) for e in epochs])
+        line, = axis.plot(epochs, mean, marker='.' if len(epochs) < 30
+                          else None,
+                          label='%s (%d seed%s)' % (
+                              label, len(by_seed),
+                              '' if len(by_seed) == 1 else 's'))
+        spread = [np.std(values_at[e], ddof=1) if len(values_at[e]) > 1
+                  else np.nan for e in epochs]
+        if not np.all(np.isnan(spread)):
+            axis.fill_between(epochs, mean - spread, mean + spread,
+                              color=line.get_color(), alpha=0.2)
+    axis.set_xlabel('epoch')
+    axis.set_ylabel(ylabel)
+    axis.set_title(title + ('\nbands: +- 1 std over seeds'
+                            if any(len(c) > 1 for c in curves.values())
+                            else ''))
+    axis.grid(alpha=0.3)
+    if any(curves.values()):
+        axis.legend()
     figure.tight_layout()
     figure.savefig(path, dpi=90)
     plt.close(figure)
