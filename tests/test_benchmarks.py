@@ -131,3 +131,17 @@ def test_quick_mode_runs(tmp_path):
         assert 'pip install torch==2.13.0' in result.stdout
     else:
         assert row['ratio'][0] > 0
+
+
+def test_matched_budget_agreement_is_welchs_two_standard_errors():
+    import scipy.stats
+    sys.path.insert(0, BENCHMARKS)
+    from matched_budget import compare
+    rng = np.random.RandomState(3)
+    parmesan_lls, torch_lls = rng.normal(-90, 0.3, 3), rng.normal(-90.2, 0.5, 3)
+    result = compare(parmesan_lls, torch_lls)
+    welch = scipy.stats.ttest_ind(parmesan_lls, torch_lls, equal_var=False)
+    np.testing.assert_allclose(result['difference'] /
+                               result['difference_stderr'], welch.statistic)
+    assert result['agree'] == (abs(welch.statistic) <= 2)
+    assert not compare([-90.0, -90.1, -89.9], [-95.0, -95.1, -94.9])['agree']
