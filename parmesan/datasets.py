@@ -295,8 +295,8 @@ def load_mnist_binarized(data_dir=None, download=True, dataset=None):
                                     'load_mnist_binarized')
     if path is not None:
         splits = _load_pickle(path, 'x_train, x_valid, x_test', 3)
-        return tuple(_checked_rows(np.asarray(split, np.float32), rows, path)
-                     for split, rows in zip(splits, (50000, 10000, 10000)))
+        return tuple(_checked_images(np.asarray(split, np.float32), path)
+                     for split in splits)
     return tuple(_load_binarized_split(split, data_dir, download)
                  for split in ('train', 'valid', 'test'))
 
@@ -806,7 +806,9 @@ class _ArrayUnpickler(pickle.Unpickler):
     _ALLOWED = {('numpy.core.multiarray', '_reconstruct'),
                 ('numpy.core.multiarray', 'scalar'),
                 ('numpy.core.numeric', '_frombuffer'),
-                ('numpy', 'ndarray'), ('numpy', 'dtype')}
+                ('numpy', 'ndarray'), ('numpy', 'dtype'),
+                # How Python 3's protocol 2 stores bytes.
+                ('_codecs', 'encode')}
 
     def find_class(self, module, name):
         if (module, name) in self._ALLOWED:
@@ -848,10 +850,10 @@ def _load_pickle(path, contents, length=None):
     return loaded
 
 
-def _checked_rows(array, n_rows, path):
-    if array.ndim != 2 or array.shape != (n_rows, _MNIST_PIXELS):
-        raise _corrupt(path, 'it holds an array of shape %s, expected (%d, '
-                       '%d)' % (array.shape, n_rows, _MNIST_PIXELS))
+def _checked_images(array, path):
+    if array.ndim != 2 or array.shape[1] != _MNIST_PIXELS:
+        raise _corrupt(path, 'it holds an array of shape %s, expected (N, '
+                       '%d)' % (array.shape, _MNIST_PIXELS))
     return array
 
 
@@ -862,9 +864,8 @@ def _load_mnist_pickle(path, download):
     splits = _load_pickle(path, '(train, valid, test) pairs of images and '
                           'labels', 3)
     result = []
-    for (images, labels), rows in zip(splits, (50000, 10000, 10000)):
-        result.append(_checked_rows(np.asarray(images, np.float32), rows,
-                                    path))
+    for images, labels in splits:
+        result.append(_checked_images(np.asarray(images, np.float32), path))
         result.append(np.asarray(labels).astype(np.int32))
     return tuple(result)
 
