@@ -2,6 +2,7 @@
 import lasagne
 import numpy as np
 import pytest
+import scipy.stats
 import theano
 import theano.tensor as T
 from lasagne.layers import (DenseLayer, InputLayer, NonlinearityLayer,
@@ -259,4 +260,89 @@ def test_batch_norm_convenience_moves_nonlinearity_and_drops_bias():
     np.testing.assert_allclose(theano.function([x], get_output(l_out))(
         floatx(DATA[:, :4])), expected, rtol=RTOL * 10, atol=1e-7)
     # A layer without a nonlinearity ends in the scale and shift.
-    assert isinstance(batch_norm(InputLayer((None, 4))), ScaleAndShiftLayer, batch_norm)
+    assert isinstance(batch_norm(InputLayer((None, 4))), ScaleAndShiftLayer)
+
+
+def test_original_iw_vae_with_its_saved_values_evaluates_like_numpy():
+    # The original examples/iw_vae.py model with -batch_norm true, written
+    # as its user wrote it, with parameter values laid out as the original
+    # saved them; its test bound L_1 must be the numbers numpy computes.
+    from lasagne.nonlinearities import identity, rectify, sigmoid
+    from parmesan.distributions import log_bernoulli, log_normal2, \
+        log_stdnormal
+    from parmesan.layers import SampleLayer
+    from parmesan.utils import log_mean_exp
+    features, hidden, latent = 6, 5, 2
+
+    def batchnormlayer(l, num_units, nonlinearity, name):
+        l = DenseLayer(l, num_units, nonlinearity=identity,
+                       name='Dense-' + name)
+        l = NormalizeLayer(l, name='BN-' + name)
+        l = ScaleAndShiftLayer(l, name='SaS-' + name)
+        return NonlinearityLayer(l, nonlinearity=nonlinearity,
+                                 name='Nonlin-' + name)
+
+    sym_x = T.matrix('x')
+    l_in = InputLayer((None, features))
+    l_h = batchnormlayer(l_in, hidden, rectify, 'ENC_DENSE1')
+    l_h = batchnormlayer(l_h, hidden, rectify, 'ENC_DENSE2')
+    l_mu = DenseLayer(l_h, latent, nonlinearity=identity, name='ENC_MU')
+    l_log_var = DenseLayer(l_h, latent, nonlinearity=identity,
+                           name='ENC_LOG_VAR')
+    l_z = SampleLayer(l_mu, l_log_var, seed=3)
+    l_d = batchnormlayer(l_z, hidden, rectify, 'DEC_DENSE2')
+    l_d = batchnormlayer(l_d, hidden, rectify, 'DEC_DENSE1')
+    l_x_mu = DenseLayer(l_d, features, nonlinearity=sigmoid, name='X_MU')
+
+    # What the original's get_all_params([l_dec_x_mu]) lists.
+    def block(name, n_in):
+        return [('Dense-%s.W' % name, (n_in, hidden)),
+                ('Dense-%s.b' % name, (hidden,)),
+                ('BN-%s.mean' % name, (1, hidden)),
+                ('BN-%s.var' % name, (1, hidden)),
+                ('SaS-%s.beta' % name, (1, hidden)),
+                ('SaS-%s.gamma' % name, (1, hidden))]
+    layout = (block('ENC_DENSE1', features) + block('ENC_DENSE2', hidden) +
+              [('ENC_MU.W', (hidden, latent)), ('ENC_MU.b', (latent,)),
+               ('ENC_LOG_VAR.W', (hidden, latent)),
+               ('ENC_LOG_VAR.b', (latent,))] +
+              block('DEC_DENSE2', latent) + block('DEC_DENSE1', hidden) +
+              [('X_MU.W', (hidden, features)), ('X_MU.b', (features,))])
+    params = lasagne.layers.get_all_params(l_x_mu)
+    assert [(p.name, p.get_value().shape) for p in params] == layout
+    r = np.random.RandomState(10)
+    saved = [r.rand(*shape) + 0.2 if name.endswith('.var') else
+             r.randn(*shape) * 0.7 for name, shape in layout]
+    lasagne.layers.set_all_param_values(l_x_mu, [floatx(v) for v in saved])
+    value = dict(zip([name for name, _ in layout], saved))
+
+    z, mu, log_var, x_mu = get_output([l_z, l_mu, l_log_var, l_x_mu], sym_x,
+                                      deterministic=True)
+    log_w = (log_stdnormal(z).sum(1) + log_bernoulli(sym_x, x_mu, 1e-6).sum(1)
+             - log_normal2(z, mu, log_var).sum(1))
+    L1 = T.mean(log_mean_exp(log_w.reshape((-1, 1, 1)), axis=2))
+    x = (r.rand(8, features) < 0.4).astype(float)
+    outputs = theano.function([sym_x], [z, mu, log_var, L1])(floatx(x))
+
+    def numpy_block(h, name):
+        pre = h.dot(value['Dense-%s.W' % name]) + value['Dense-%s.b' % name]
+        pre = (pre - value['BN-%s.mean' % name]) / np.sqrt(
+            value['BN-%s.var' % name] + 1e-10)
+        return np.maximum(0, pre * value['SaS-%s.gamma' % name] +
+                          value['SaS-%s.beta' % name])
+
+    h = numpy_block(numpy_block(x, 'ENC_DENSE1'), 'ENC_DENSE2')
+    mu_np = h.dot(value['ENC_MU.W']) + value['ENC_MU.b']
+    log_var_np = h.dot(value['ENC_LOG_VAR.W']) + value['ENC_LOG_VAR.b']
+    z_drawn = outputs[0].astype(np.float64)
+    d = numpy_block(numpy_block(z_drawn, 'DEC_DENSE2'), 'DEC_DENSE1')
+    p = 1 / (1 + np.exp(-(d.dot(value['X_MU.W']) + value['X_MU.b'])))
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    L1_np = np.mean(
+        scipy.stats.norm.logpdf(z_drawn).sum(1) +
+        (x * np.log(p) + (1 - x) * np.log(1 - p)).sum(1) -
+        scipy.stats.norm.logpdf(z_drawn, mu_np, np.exp(log_var_np / 2)
+                                ).sum(1))
+    np.testing.assert_allclose(outputs[1], mu_np, rtol=RTOL * 100)
+    np.testing.assert_allclose(outputs[2], log_var_np, rtol=RTOL * 100)
+    np.testing.assert_allclose(outputs[3], L1_np, rtol=RTOL * 100)
