@@ -209,7 +209,8 @@ def load_mnist_realval(data_dir=None, download=True, dataset=None):
         The original Parmesan's argument: the path of deeplearning.net's
         ``mnist.pkl.gz`` (md5-checked, downloaded if missing and
         `download`), read as the original did (pixels / 256, its labels);
-        or a folder, used as `data_dir`. Not together with `data_dir`.
+        or a folder, used as `data_dir`. Not together with `data_dir`;
+        a file given as the first argument is taken as `dataset`.
 
     Returns
     -------
@@ -229,6 +230,7 @@ def load_mnist_realval(data_dir=None, download=True, dataset=None):
     >>> x_train.shape, x_valid.shape, x_test.shape        # doctest: +SKIP
     ((50000, 784), (10000, 784), (10000, 784))
     """
+    data_dir, dataset = _positional_original(data_dir, dataset)
     data_dir, path = _original_path(dataset, data_dir, 'load_mnist_realval')
     if path is not None:
         return _load_mnist_pickle(path, download)
@@ -271,7 +273,8 @@ def load_mnist_binarized(data_dir=None, download=True, dataset=None):
         The original Parmesan's argument: the gzipped pickle of
         ``[x_train, x_valid, x_test]`` its loader wrote (by default
         ``data/mnist_binarized/mnist.pkl.gz``), or a folder, used as
-        `data_dir`. Not together with `data_dir`.
+        `data_dir`. Not together with `data_dir`; a file given as the first
+        argument is taken as `dataset`.
 
     Returns
     -------
@@ -291,6 +294,7 @@ def load_mnist_binarized(data_dir=None, download=True, dataset=None):
     >>> sorted(set(x_test.ravel()))                         # doctest: +SKIP
     [0.0, 1.0]
     """
+    data_dir, dataset = _positional_original(data_dir, dataset)
     data_dir, path = _original_path(dataset, data_dir,
                                     'load_mnist_binarized')
     if path is not None:
@@ -762,6 +766,16 @@ def _omniglot_split(mat, images_key, alphabet_key, character_key, path):
 
 
 # --- the original Parmesan's arguments and files ----------------------------
+
+def _positional_original(data_dir, dataset):
+    """(data_dir, dataset) with a file given as the first positional
+    argument of an MNIST loader taken as the original's `dataset`."""
+    if dataset is None and data_dir is not None:
+        path = get_data_dir(data_dir)
+        if os.path.isfile(path) or path.endswith(('.pkl', '.pkl.gz')):
+            return None, data_dir
+    return data_dir, dataset
+
 
 def _original_path(dataset, data_dir, loader, is_folder=False):
     """(folder, file) a loader reads from.

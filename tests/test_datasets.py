@@ -600,6 +600,9 @@ def test_mnist_dataset_argument_reads_the_original_pickle(tmp_path):
     _write_pickle(path, binary)
     for got, expected in zip(load_mnist_binarized(dataset=path), binary):
         np.testing.assert_array_equal(got, expected)
+    # The original's positional call.
+    for got, expected in zip(load_mnist_binarized(str(path)), binary):
+        np.testing.assert_array_equal(got, expected)
     with pytest.raises(ValueError, match='not both'):
         load_mnist_realval(tmp_path, dataset=path)
 
