@@ -4,7 +4,9 @@ import parmesan_compat
 parmesan_compat.install()
 
 # The library; the experiments (parmesan.experiments) load on demand.
+# The original Parmesan's modules (distributions, datasets, layers, utils,
+# preprocessing) are attributes of the package, as they were there.
 from . import (datasets, distributions, init, layers,  # noqa: E402,F401
-               nonlinearities, objectives, updates, utils)
+               nonlinearities, objectives, preprocessing, updates, utils)
 
 __version__ = '0.2.0'

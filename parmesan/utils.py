@@ -7,43 +7,68 @@ __all__ = ['log_sum_exp', 'log_mean_exp', 'importance_weighted_bound',
            'ConfusionMatrix']
 
 
-def log_sum_exp(x, axis=None, keepdims=False):
-    """log(sum(exp(x))) along `axis` without overflow or underflow.
+def log_sum_exp(A, axis=None, sum_op=T.sum, keepdims=False):
+    """log(sum_op(exp(A))) along `axis` without overflow or underflow.
+
+    The signature is the original Parmesan's, with `keepdims` added as a
+    keyword: ``log_sum_exp(A, 1, T.mean)`` is the log-mean-exp.
 
     Parameters
     ----------
-    x : Theano tensor
+    A : Theano tensor
     axis : int, tuple of ints or None
         Axes to reduce; None reduces all.
+    sum_op : callable(tensor, axis=..., keepdims=True)
+        The reduction of the exponentials: ``T.sum`` (default) or ``T.mean``.
     keepdims : bool
-        Keep the reduced axes with length 1.
+        Keep the reduced axes with length 1 (by keyword only in the
+        original's spirit; the third positional argument is `sum_op`).
 
     Returns
     -------
-    Theano tensor.
+    Theano tensor. A slice whose largest entry is +inf gives +inf, one of
+    all -inf gives -inf.
+
+    Raises
+    ------
+    TypeError
+        If `sum_op` is not callable (e.g. a `keepdims` flag passed as the
+        third positional argument).
 
     Example
     -------
-    >>> log_px = log_sum_exp(log_joint, axis=1) - T.log(k)
+    >>> import theano.tensor as T
+    >>> x = T.matrix()
+    >>> log_px = log_sum_exp(x, axis=1) - T.log(x.shape[1])
+    >>> same = log_sum_exp(x, 1, T.mean)
     """
+    if isinstance(sum_op, (bool, np.bool_)) or not callable(sum_op):
+        raise TypeError('log_sum_exp: the third argument is sum_op, a '
+                        'reduction such as T.sum or T.mean (as in the '
+                        'original Parmesan), got %r; pass keepdims=... by '
+                        'keyword' % (sum_op,))
+    A = T.as_tensor_variable(A)
     # The shift is a constant for the gradient (it cancels analytically).
-    largest = theano.gradient.zero_grad(T.max(x, axis=axis, keepdims=True))
+    largest = theano.gradient.zero_grad(T.max(A, axis=axis, keepdims=True))
     shift = T.switch(T.isinf(largest), 0, largest)
-    summed = T.log(T.sum(T.exp(x - shift), axis=axis, keepdims=True)) + shift
-    # Theano's own log-sum-exp rewrite subtracts the maximum once more, which
-    # turns a slice of all -inf into nan; its true value is -inf.
-    summed = T.switch(T.eq(largest, -np.inf), largest, summed)
+    reduced = T.log(sum_op(T.exp(A - shift), axis=axis, keepdims=True)) + \
+        shift
+    # An infinite maximum is the answer itself (+inf dominates the sum, all
+    # -inf sums to 0); computing it gives inf - inf = nan, here or in
+    # Theano's own log-sum-exp rewrite, which subtracts the maximum again.
+    reduced = T.switch(T.isinf(largest), largest, reduced)
     if keepdims:
-        return summed
-    return _drop_axes(summed, axis)
+        return reduced
+    return _drop_axes(reduced, axis)
 
 
-def log_mean_exp(x, axis=None, keepdims=False):
-    """log(mean(exp(x))) along `axis`, computed stably.
+def log_mean_exp(A, axis=None, keepdims=False):
+    """log(mean(exp(A))) along `axis`, computed stably: the original
+    Parmesan's ``log_sum_exp(A, axis, sum_op=T.mean)``.
 
     Parameters
     ----------
-    x : Theano tensor
+    A : Theano tensor
     axis : int, tuple of ints or None
     keepdims : bool
 
@@ -53,11 +78,11 @@ def log_mean_exp(x, axis=None, keepdims=False):
 
     Example
     -------
-    >>> iwae_bound = log_mean_exp(log_w.reshape((batch, k)), axis=1)
+    >>> import theano.tensor as T
+    >>> log_w = T.matrix()  # (batch, k) log importance weights
+    >>> iwae_bound = log_mean_exp(log_w, axis=1)
     """
-    axes = range(x.ndim) if axis is None else np.atleast_1d(axis)
-    count = T.prod([x.shape[a] for a in axes]).astype(theano.config.floatX)
-    return log_sum_exp(x, axis=axis, keepdims=keepdims) - T.log(count)
+    return log_sum_exp(A, axis, T.mean, keepdims=keepdims)
 
 
 def _drop_axes(x, axis):
@@ -153,6 +178,28 @@ class ConfusionMatrix(object):
                 raise ValueError('%s holds labels outside 0..%d'
                                  % (name, self.n_classes - 1))
         np.add.at(self.mat, (y_true.astype(int), y_pred.astype(int)), 1)
+
+    def batchaddmask(self, y_true, y_pred, mask):
+        """Count the rows of a batch where `mask` is true.
+
+        The original Parmesan's method, with its argument order (true labels
+        first, unlike :meth:`batchadd`); there it called a method that did
+        not exist.
+
+        Parameters
+        ----------
+        y_true, y_pred : integer arrays of equal length
+        mask : boolean array of the same length (or 0/1 integers)
+        """
+        mask = np.ravel(mask)
+        if mask.dtype != bool and not np.isin(mask, (0, 1)).all():
+            raise ValueError('batchaddmask: mask must be boolean or hold '
+                             'only 0 and 1, got values %s'
+                             % np.unique(mask)[:5].tolist())
+        if mask.size != np.size(y_true):
+            raise ValueError('batchaddmask: mask has %d entries, y_true %d'
+                             % (mask.size, np.size(y_true)))
+        self.batchadd(y_pred, y_true, mask=mask)
 
     def geterrors(self):
         """Per-class counts (tp, fn, fp, tn), each an array of n_classes."""

@@ -8,10 +8,14 @@ import gzip
 import io
 import itertools
 import os
+import pickle
+import struct
 import subprocess
 import sys
+import tarfile
 import urllib.error
 import urllib.request
+import zipfile
 
 import numpy as np
 import pytest
@@ -19,9 +23,12 @@ import scipy.io
 
 from parmesan import datasets
 from parmesan.datasets import (DatasetError, binarize, get_data_dir,
+                               load_cifar10, load_frey_faces, load_lfw,
                                load_mnist_binarized, load_mnist_dynamic,
-                               load_mnist_realval, load_omniglot_iwae,
-                               select_balanced_labels)
+                               load_mnist_realval, load_norb_small,
+                               load_omniglot, load_omniglot_iwae, load_rcv1,
+                               load_rotten_tomatoes, load_stl10, load_svhn,
+                               load_20newsgroup, select_balanced_labels)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SHARED_DATA = os.path.abspath(
@@ -558,3 +565,371 @@ def test_omniglot_missing_variable_raises_dataset_error(tmp_path):
     scipy.io.savemat(str(path), {'data': np.zeros((784, 2))})
     with pytest.raises(DatasetError, match='lacks .*target, targetchar'):
         load_omniglot_iwae(path, download=False)
+
+
+# --- the original Parmesan's names, arguments and files ----------------------
+
+def test_datasets_and_preprocessing_are_attributes_after_import_parmesan():
+    script = ("import parmesan\n"
+              "print(parmesan.datasets.load_cifar10.__name__, "
+              "parmesan.preprocessing.ZCA.__name__)")
+    output = subprocess.run([sys.executable, '-c', script], check=True,
+                            capture_output=True, text=True).stdout
+    assert output.split()[-2:] == ['load_cifar10', 'ZCA']
+
+
+def _write_pickle(path, obj, gz=True):
+    # Protocol 2, as the original's Python 2 cPickle wrote its caches.
+    raw = __import__('pickle').dumps(obj, protocol=2)
+    with open(str(path), 'wb') as f:
+        f.write(gzip.compress(raw) if gz else raw)
+
+
+def test_mnist_dataset_argument_reads_the_original_pickle(tmp_path):
+    rng = np.random.RandomState(3)
+    splits = [(rng.rand(n, 784).astype(np.float32), rng.randint(10, size=n))
+              for n in (5, 3, 4)]
+    path = tmp_path / 'mnist_copy.pkl.gz'
+    _write_pickle(path, splits)
+    loaded = load_mnist_realval(dataset=str(path))
+    for got, expected in zip(loaded, [a for pair in splits for a in pair]):
+        np.testing.assert_array_equal(got, expected)
+    assert loaded[1].dtype == np.int32
+    binary = [(rng.rand(n, 784) < 0.5).astype(float) for n in (5, 3, 4)]
+    path = tmp_path / 'binarized.pkl.gz'
+    _write_pickle(path, binary)
+    for got, expected in zip(load_mnist_binarized(dataset=path), binary):
+        np.testing.assert_array_equal(got, expected)
+    # The original's positional call.
+    for got, expected in zip(load_mnist_binarized(str(path)), binary):
+        np.testing.assert_array_equal(got, expected)
+    with pytest.raises(ValueError, match='not both'):
+        load_mnist_realval(tmp_path, dataset=path)
+
+
+def test_mnist_pickle_under_the_official_name_is_md5_checked(tmp_path):
+    path = tmp_path / 'mnist.pkl.gz'
+    _write_pickle(path, [(np.zeros((1, 784)), np.zeros(1))] * 3)
+    with pytest.raises(DatasetError, match='md5') as error:
+        load_mnist_realval(dataset=path, download=False)
+    assert str(path) in str(error.value)
+
+
+def test_pickle_that_calls_code_is_refused(tmp_path):
+    path = tmp_path / 'evil.pkl.gz'
+    _write_pickle(path, [os.system, 1, 2])
+    with pytest.raises(DatasetError, match='system'):
+        load_mnist_binarized(dataset=path)
+
+
+def test_omniglot_iwae_transposed_gives_the_original_layout(tmp_path):
+    path = tmp_path / 'chardata.mat'
+    contents, _ = _write_chardata(path)
+    upright = load_omniglot_iwae(dataset=path)[0]
+    original = load_omniglot_iwae(dataset=path, transposed=True)[0]
+    # The original Parmesan returned data.T: MATLAB's column-major images.
+    np.testing.assert_allclose(original, contents['data'].T, rtol=1e-6)
+    np.testing.assert_allclose(
+        original.reshape(-1, 28, 28), upright.reshape(-1, 28, 28).transpose(
+            0, 2, 1), rtol=1e-6)
+
+
+def _tar_gz(path, members):
+    with tarfile.open(str(path), 'w:gz') as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+
+def _without_md5(monkeypatch, *names):
+    for name in names:
+        monkeypatch.delitem(datasets.KNOWN_MD5, name)
+
+
+def _cifar_archive(path, rng, rows=4):
+    batches = {}
+    for name in ['data_batch_%d' % i for i in range(1, 6)] + ['test_batch']:
+        batches[name] = {'data': rng.randint(0, 256, (rows, 3072)).astype(
+            np.uint8), 'labels': list(rng.randint(0, 10, rows))}
+    _tar_gz(path, {'cifar-10-batches-py/' + name: pickle.dumps(batch, 2)
+                   for name, batch in batches.items()})
+    return batches
+
+
+def test_cifar10_reads_the_archive_into_nhwc(monkeypatch, tmp_path):
+    _without_md5(monkeypatch, 'cifar-10-python.tar.gz')
+    batches = _cifar_archive(tmp_path / 'cifar-10-python.tar.gz',
+                             np.random.RandomState(0))
+    x_train, t_train, x_test, t_test = load_cifar10(
+        tmp_path, normalize=False, dequantify=False)
+    train = np.concatenate([batches['data_batch_%d' % i]['data']
+                            for i in range(1, 6)])
+    assert x_train.shape == (20, 32, 32, 3) and x_train.dtype == np.float32
+    # Pixel (row 2, column 5) of channel 1 of image 3: CIFAR stores 1024
+    # red, then 1024 green, then 1024 blue values, each image row by row.
+    assert x_train[3, 2, 5, 1] == train[3, 1024 + 2 * 32 + 5]
+    np.testing.assert_array_equal(t_test, batches['test_batch']['labels'])
+    np.testing.assert_array_equal(t_train[:4], batches['data_batch_1'][
+        'labels'])
+    # Dequantised with U(0, 1) noise, train first, then divided by the
+    # training maximum, as the original did.
+    noisy_train, _, noisy_test, _ = load_cifar10(
+        dataset=tmp_path / 'cifar-10-python.tar.gz',
+        rng=np.random.RandomState(5))
+    r = np.random.RandomState(5)
+    raw_train = x_train + r.uniform(0, 1, (20, 3072)).astype(np.float32
+                                                             ).reshape(
+        20, 3, 32, 32).transpose(0, 2, 3, 1)
+    raw_test = x_test + r.uniform(0, 1, (4, 3072)).astype(np.float32).reshape(
+        4, 3, 32, 32).transpose(0, 2, 3, 1)
+    np.testing.assert_allclose(noisy_train, raw_train / raw_train.max(),
+                               rtol=1e-6)
+    np.testing.assert_allclose(noisy_test, raw_test / raw_train.max(),
+                               rtol=1e-6)
+
+
+def test_cifar10_archive_is_md5_checked_and_missing_one_named(tmp_path):
+    with pytest.raises(DatasetError) as error:
+        load_cifar10(tmp_path, download=False)
+    assert str(tmp_path / 'cifar-10-python.tar.gz') in str(error.value)
+    assert datasets.DOWNLOAD_URLS['cifar-10-python.tar.gz'] in str(
+        error.value)
+    _cifar_archive(tmp_path / 'cifar-10-python.tar.gz',
+                   np.random.RandomState(1))
+    with pytest.raises(DatasetError, match='md5'):
+        load_cifar10(tmp_path, download=False)
+
+
+def test_svhn_images_and_the_originals_labels(monkeypatch, tmp_path):
+    _without_md5(monkeypatch, 'train_32x32.mat', 'test_32x32.mat',
+                 'extra_32x32.mat')
+    rng = np.random.RandomState(2)
+    stored = {}
+    for name, n in (('train', 5), ('test', 3), ('extra', 2)):
+        X = rng.randint(0, 256, (32, 32, 3, n)).astype(np.uint8)
+        y = rng.randint(1, 11, (n, 1)).astype(np.uint8)
+        scipy.io.savemat(str(tmp_path / ('%s_32x32.mat' % name)),
+                         {'X': X, 'y': y})
+        stored[name] = X, y
+    x_train, t_train, x_test, t_test = load_svhn(
+        str(tmp_path) + '/', normalize=False, dequantify=False, extra=True)
+    X, y = stored['train']
+    assert x_train.shape == (7, 32, 32, 3)
+    np.testing.assert_array_equal(x_train[4], X[:, :, :, 4])
+    np.testing.assert_array_equal(x_train[6], stored['extra'][0][..., 1])
+    np.testing.assert_array_equal(t_train[:5], y.ravel() - 1)
+    np.testing.assert_array_equal(t_test, stored['test'][1].ravel() - 1)
+    assert load_svhn(data_dir=tmp_path, dequantify=False)[0].max() == 1
+
+
+def _norb_bytes(array):
+    magic = 0x1E3D4C55 if array.dtype == np.uint8 else 0x1E3D4C54
+    dims = list(array.shape) + [1] * (3 - array.ndim)
+    header = struct.pack('<%di' % (2 + len(dims)), magic, array.ndim, *dims)
+    return gzip.compress(header + array.astype(array.dtype.newbyteorder(
+        '<')).tobytes())
+
+
+def test_norb_small_block_averages_both_cameras(tmp_path):
+    rng = np.random.RandomState(4)
+    stored = {}
+    for split, n in (('train', 3), ('test', 2)):
+        images = rng.randint(0, 256, (n, 2, 96, 96)).astype(np.uint8)
+        labels = rng.randint(0, 5, n).astype(np.int32)
+        dat, cat = datasets._NORB_FILES[split]
+        (tmp_path / dat).write_bytes(_norb_bytes(images))
+        (tmp_path / cat).write_bytes(_norb_bytes(labels))
+        stored[split] = images, labels
+    x_train, t_train, x_test, t_test = load_norb_small(
+        tmp_path, dequantify=False, normalize=False)
+    images, labels = stored['train']
+    assert x_train.shape == (6, 1024) and t_train.dtype == np.float32
+    # Right camera of image 1, pixel (4, 7): the mean of its 3x3 block.
+    block = images[1, 1, 12:15, 21:24].astype(float)
+    assert x_train[3 + 1, 4 * 32 + 7] == pytest.approx(block.mean())
+    np.testing.assert_array_equal(t_train, np.tile(labels, 2))
+    assert x_test.shape == (4, 1024)
+
+
+def test_norb_small_reads_the_originals_cache(tmp_path):
+    rng = np.random.RandomState(6)
+    cache = [rng.rand(4, 1024).astype(np.float32) * 255, np.arange(4.),
+             rng.rand(2, 1024).astype(np.float32) * 255, np.arange(2.)]
+    _write_pickle(tmp_path / 'norbsmall32x32.cpkl', cache, gz=False)
+    x_train, t_train, x_test, _ = load_norb_small(
+        tmp_path / 'norbsmall32x32.cpkl', dequantify=False)
+    np.testing.assert_allclose(x_train, cache[0] / cache[0].max(),
+                               rtol=1e-6)
+    np.testing.assert_allclose(x_test, cache[2] / cache[0].max(), rtol=1e-6)
+
+
+def test_stl10_images_upright_and_labels_from_zero(monkeypatch, tmp_path):
+    _without_md5(monkeypatch, 'stl10_binary.tar.gz')
+    rng = np.random.RandomState(7)
+    images = {name: rng.randint(0, 256, (n, 3, 96, 96)).astype(np.uint8)
+              for name, n in (('train', 2), ('test', 1), ('unlabeled', 3))}
+    labels = {'train': np.array([1, 10], np.uint8),
+              'test': np.array([4], np.uint8)}
+    # Stored column-major: each channel transposed.
+    members = {'stl10_binary/%s_X.bin' % name: x.transpose(0, 1, 3, 2)
+               .tobytes() for name, x in images.items()}
+    members.update({'stl10_binary/%s_y.bin' % name: y.tobytes()
+                    for name, y in labels.items()})
+    _tar_gz(tmp_path / 'stl10_binary.tar.gz', members)
+    x_train, t_train, x_test, t_test, x_unlab = load_stl10(tmp_path)
+    np.testing.assert_array_equal(x_train, images['train'])
+    np.testing.assert_array_equal(x_unlab, images['unlabeled'])
+    np.testing.assert_array_equal(t_train, [0, 9])
+    np.testing.assert_array_equal(t_test, [3])
+    with pytest.raises(ValueError, match='normalize'):
+        load_stl10(tmp_path, normalize=True)
+
+
+def test_frey_faces_from_the_mat_file_and_the_originals_cache(tmp_path):
+    rng = np.random.RandomState(8)
+    faces = rng.randint(0, 256, (4, 28, 20)).astype(np.uint8)
+    # Roweis's file: one face per column, each flattened row-major.
+    scipy.io.savemat(str(tmp_path / 'frey_rawface.mat'),
+                     {'ff': faces.reshape(4, 560).T})
+    loaded = load_frey_faces(tmp_path, dequantify=False)
+    np.testing.assert_allclose(loaded, faces / faces.max(), rtol=1e-6)
+    _write_pickle(tmp_path / 'cached.pkl.gz', [faces.reshape(4, 560)])
+    np.testing.assert_allclose(load_frey_faces(
+        tmp_path / 'cached', normalize=False, dequantify=False), faces)
+
+
+class _Bunch(object):
+    def __init__(self, **fields):
+        self.__dict__.update(fields)
+
+
+def _fake_sklearn(monkeypatch, **functions):
+    import types
+    package = types.ModuleType('sklearn')
+    module = types.ModuleType('sklearn.datasets')
+    module.__dict__.update(functions)
+    package.datasets = module
+    monkeypatch.setitem(sys.modules, 'sklearn', package)
+    monkeypatch.setitem(sys.modules, 'sklearn.datasets', module)
+
+
+@pytest.mark.parametrize('loader', [datasets.load_lfw,
+                                    datasets.load_20newsgroup,
+                                    datasets.load_rcv1])
+def test_sklearn_loaders_say_it_is_an_optional_dependency(monkeypatch,
+                                                          tmp_path, loader):
+    monkeypatch.setitem(sys.modules, 'sklearn', None)
+    monkeypatch.setitem(sys.modules, 'sklearn.datasets', None)
+    with pytest.raises(ImportError, match='pip install scikit-learn'):
+        loader(data_dir=tmp_path)
+
+
+def test_lfw_through_scikit_learn_in_8_bit_pixels(monkeypatch, tmp_path):
+    images = np.random.RandomState(9).rand(3, 4, 5, 3).astype(np.float32)
+    calls = []
+
+    def fetch_lfw_people(**kwargs):
+        calls.append(kwargs)
+        return _Bunch(images=images, target=np.arange(3))
+    _fake_sklearn(monkeypatch, fetch_lfw_people=fetch_lfw_people)
+    faces = load_lfw(data_dir=tmp_path, size=0.5, dequantify=False,
+                     normalize=False)
+    assert calls == [dict(data_home=str(tmp_path), color=True, resize=0.5,
+                          download_if_missing=True)]
+    np.testing.assert_array_equal(faces, np.floor(images * 255))
+    _write_pickle(tmp_path / 'lfw_0.25.cpkl', [np.full((2, 3, 3, 3), 7,
+                                                       np.uint8), [0, 1]])
+    np.testing.assert_array_equal(
+        load_lfw(tmp_path / 'lfw', dequantify=False), np.ones((2, 3, 3, 3)))
+
+
+def test_rcv1_keeps_the_words_in_most_training_documents(monkeypatch,
+                                                         tmp_path):
+    import scipy.sparse
+    train = np.array([[0., 2., 0., 1.], [0., 1., 3., 0.], [0., 0., 0., 5.],
+                      [1., 0., 0., 0.]])
+    test = np.array([[1., 0., 0., 0.], [0., 4., 0., 2.]])
+    targets = {'train': np.eye(4)[:, :3], 'test': np.eye(2, 3)}
+
+    def fetch_rcv1(data_home, subset, download_if_missing):
+        data = train if subset == 'train' else test
+        return _Bunch(data=scipy.sparse.csr_matrix(data),
+                      target=scipy.sparse.csr_matrix(targets[subset]))
+    _fake_sklearn(monkeypatch, fetch_rcv1=fetch_rcv1)
+    x_train, y_train, x_test, y_test = load_rcv1(tmp_path, max_features=2)
+    # Words 1 and 3 are in two training documents each; document 3 and
+    # test document 0 have none of them and are dropped.
+    kept = train[:3][:, [1, 3]]
+    np.testing.assert_allclose(x_train.toarray(),
+                               kept / kept.sum(1, keepdims=True))
+    np.testing.assert_array_equal(y_train.toarray(), targets['train'][:3])
+    np.testing.assert_allclose(x_test.toarray(), [[4 / 6., 2 / 6.]])
+    np.testing.assert_array_equal(y_test.toarray(), targets['test'][1:])
+
+
+def test_20newsgroup_reads_the_originals_cache(tmp_path):
+    x_train = np.array([[1., 3.], [0., 0.], [2., 2.]])
+    x_test = np.array([[0., 0.], [0., 5.]])
+    _write_pickle(tmp_path / '20newsgroup_mf2.pkl',
+                  [(x_train, np.array([4, 5, 6])), (x_test, np.array([7, 8])),
+                   [u'word', u'other']], gz=False)
+    loaded = load_20newsgroup(str(tmp_path) + '/', max_feat=2)
+    expected = [[0.25, 0.75], [0.5, 0.5]], [4, 6], [[0., 1.]], [8]
+    for got, want in zip(loaded, expected):
+        np.testing.assert_allclose(got, want)
+        assert got.dtype == np.float32
+
+
+def _omniglot_png(ink):
+    from PIL import Image
+    image = Image.new('1', (105, 105), 1)  # white paper
+    pixels = image.load()
+    for row in range(105):
+        for column in range(105):
+            if ink(row, column):
+                pixels[column, row] = 0
+    out = io.BytesIO()
+    image.save(out, format='PNG')
+    return out.getvalue()
+
+
+def test_omniglot_32x32_splits_drawers_16_to_20_into_test(tmp_path):
+    blank = _omniglot_png(lambda row, column: False)
+    full = _omniglot_png(lambda row, column: True)
+    left = _omniglot_png(lambda row, column: column < 52)
+    for name in ('background', 'evaluation'):
+        folder = 'images_%s/Alphabet/character01/' % name
+        with zipfile.ZipFile(str(tmp_path / ('images_%s.zip' % name)),
+                             'w') as archive:
+            archive.writestr(folder + '0101_01.png', full)
+            archive.writestr(folder + '0101_02.png', left)
+            archive.writestr(folder + '0101_16.png', blank)
+            archive.writestr(folder + '0101_20.png', full)
+    x_train, x_test = load_omniglot(tmp_path)
+    assert x_train.shape == (4, 1024) and x_test.shape == (4, 1024)
+    np.testing.assert_allclose(x_train[0], 1)  # ink is 1
+    np.testing.assert_allclose(x_test[0], 0)
+    np.testing.assert_allclose(x_test[1], 1)
+    image = x_train[1].reshape(32, 32)
+    np.testing.assert_allclose(image[:, :14], 1, atol=0.02)
+    np.testing.assert_allclose(image[:, 18:], 0, atol=0.02)
+
+
+def test_rotten_tomatoes_characters_vocabulary_and_shuffle(tmp_path):
+    _tar_gz(tmp_path / 'rt-polaritydata.tar.gz', {
+        'rt-polaritydata/rt-polarity.pos': u'AAb\nba\n'.encode('latin-1'),
+        'rt-polaritydata/rt-polarity.neg': u'c\xe9ab \n'.encode('latin-1')})
+    X, y, mask, vocab = load_rotten_tomatoes(tmp_path, vocab_size=2)
+    assert vocab == ['a', 'b']  # the two most frequent characters
+    # Unknown characters map to len(vocab); padding is 0 under mask 0.
+    rows = np.array([[0, 0, 1, 0], [1, 0, 0, 0], [2, 2, 0, 1]])
+    masks = np.array([[1, 1, 1, 0], [1, 1, 0, 0], [1, 1, 1, 1]])
+    np.random.seed(1234)  # the original's shuffle
+    order = np.random.permutation(3)
+    np.testing.assert_array_equal(X, rows[order])
+    np.testing.assert_array_equal(mask, masks[order])
+    np.testing.assert_array_equal(y, np.array([1, 1, 0])[order])
+    X, y, _, vocab = load_rotten_tomatoes(tmp_path, vocab_size='ab c',
+                                          minimum_len=3)
+    assert vocab == ['a', 'b', ' ', 'c'] and len(X) == 2

@@ -88,6 +88,7 @@ def test_batch_statistics_come_from_the_unlabelled_rows(small_net):
     x = np.random.RandomState(2).rand(30, SIZES[0])
     num_labelled = 12
     mean, var, z = f(floatx(x), num_labelled)
+    mean, var = np.ravel(mean), np.ravel(var)  # (1, D), as the original
     pre_activation = x.dot(net.encoder_dense[0].W.get_value())
     unlabelled = pre_activation[num_labelled:]
     np.testing.assert_allclose(mean, unlabelled.mean(0), rtol=RTOL * 10)
@@ -111,9 +112,11 @@ def test_deterministic_evaluation_uses_statistics_of_all_training_rows():
                        net.normalize_layers(), batch_size=10)
     pre_activation = x.dot(net.encoder_dense[0].W.get_value())
     np.testing.assert_allclose(net.normalize_layers()[0].mean.get_value(),
-                               pre_activation.mean(0), rtol=RTOL * 10)
+                               pre_activation.mean(0, keepdims=True),
+                               rtol=RTOL * 10)
     np.testing.assert_allclose(net.normalize_layers()[0].var.get_value(),
-                               pre_activation.var(0), rtol=RTOL * 10)
+                               pre_activation.var(0, keepdims=True),
+                               rtol=RTOL * 10)
     first = evaluation['predict'](floatx(x[:3]))
     np.testing.assert_array_equal(first, evaluation['predict'](floatx(x[:3])))
     np.testing.assert_allclose(first.sum(1), 1, rtol=RTOL)

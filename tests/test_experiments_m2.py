@@ -287,7 +287,8 @@ def test_full_size_model_has_vae_ssl_architecture():
     lasagne.random.set_rng(np.random.RandomState(0))
     model = M2Model('GumbelSoftmaxM2')
     shapes = [p.get_value().shape for p in model.params(trainable=True)]
-    dense = [s for s in shapes if len(s) == 2]
+    # Weight matrices; batch norm's beta and gamma are (1, units).
+    dense = [s for s in shapes if len(s) == 2 and s[0] > 1]
     # h(x): 784 -> 4x(4*300) maxout; logits: 2x(4*300) -> 10;
     # q(z): y -> 300, [300+300] -> 2x(4*300) -> 50, 50;
     # p: [10+50] -> 4x(4*200) -> 784.

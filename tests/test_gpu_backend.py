@@ -227,8 +227,9 @@ def case_normalize(rec, rng):
     l_x = InputLayer((None, 4), x)
     l_dense = DenseLayer(l_x, 3, b=None, nonlinearity=None)
     l_bn = NormalizeLayer(l_dense, alpha='running_average')
-    l_out = ScaleAndShiftLayer(l_bn, beta=rng.normal(size=3),
-                               gamma=rng.uniform(0.5, 2, size=3))
+    # beta and gamma are (1, D), as in the original Parmesan.
+    l_out = ScaleAndShiftLayer(l_bn, beta=rng.normal(size=(1, 3)),
+                               gamma=rng.uniform(0.5, 2, size=(1, 3)))
     l_sub = NormalizeLayer(l_dense, return_stats=True,
                            stat_indices=slice(2, None))
     train, sub, sub_mean, sub_var = get_output(

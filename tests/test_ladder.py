@@ -1,5 +1,6 @@
 """DecoderNormalizeLayer, DenoiseLayer and GaussianDenoiseLayer against
 numpy formulas."""
+import lasagne
 import numpy as np
 import pytest
 import theano
@@ -7,7 +8,8 @@ import theano.tensor as T
 from lasagne.layers import InputLayer, get_output
 
 from parmesan.layers import (DecoderNormalizeLayer, DenoiseLayer,
-                             GaussianDenoiseLayer)
+                             GaussianDenoiseLayer, ListIndexLayer,
+                             NormalizeLayer)
 from conftest import RTOL, floatx
 
 rng = np.random.RandomState(7)
@@ -26,9 +28,12 @@ def test_denoise_layer_matches_numpy_formula():
     np.testing.assert_allclose(combine(floatx(u_value), floatx(z_value)),
                                z_value, rtol=RTOL)
     params = {}
-    for name in ('a1', 'a2', 'a3', 'a4', 'b1', 'c1', 'c2', 'c3', 'c4'):
+    # Laid out as the original Parmesan saves them: a1..a4, c1..c4, b1.
+    names = ('a1', 'a2', 'a3', 'a4', 'c1', 'c2', 'c3', 'c4', 'b1')
+    for name in names:
         params[name] = rng.randn(5)
-        getattr(layer, name).set_value(floatx(params[name]))
+    lasagne.layers.set_all_param_values(
+        layer, [floatx(params[name]) for name in names])
     p = params
     zu = z_value * u_value
     expected = (p['a1'] + p['a2'] * z_value + p['a3'] * u_value +
@@ -37,7 +42,8 @@ def test_denoise_layer_matches_numpy_formula():
                     p['c4'] * zu))
     np.testing.assert_allclose(combine(floatx(u_value), floatx(z_value)),
                                expected, rtol=RTOL * 10)
-    assert len(layer.get_params(trainable=True)) == 9
+    assert [p.name for p in layer.get_params(trainable=True)] == list(names)
+    assert [p.name for p in layer.get_params(regularizable=False)] == ['b1']
 
 
 def test_decoder_normalize_uses_the_given_statistics():
@@ -48,6 +54,21 @@ def test_decoder_normalize_uses_the_given_statistics():
     out = theano.function([x, mean, var], get_output(layer))(
         floatx(data), floatx(mu), floatx(v))
     np.testing.assert_allclose(out, (data - mu) / np.sqrt(v), rtol=RTOL)
+
+
+def test_decoder_normalize_with_statistics_of_a_normalize_layer():
+    # The original ladder: NormalizeLayer(return_stats=True) gives the
+    # batch mean and variance as (1, D), which the decoder reuses.
+    x, x_hat = T.matrix('x'), T.matrix('x_hat')
+    l_stats = NormalizeLayer(InputLayer((None, 3), x), return_stats=True)
+    layer = DecoderNormalizeLayer(InputLayer((None, 3), x_hat),
+                                  ListIndexLayer(l_stats, 1),
+                                  ListIndexLayer(l_stats, 2))
+    data, other = rng.randn(6, 3) * 2 + 1, rng.randn(4, 3)
+    out = theano.function([x, x_hat], get_output(layer))(floatx(data),
+                                                         floatx(other))
+    np.testing.assert_allclose(out, (other - data.mean(0)) /
+                               np.sqrt(data.var(0)), rtol=RTOL * 10)
 
 
 def test_shape_mismatches_are_named():

@@ -23,7 +23,8 @@ def test_log_sum_exp_and_log_mean_exp_match_scipy(axis, keepdims):
     data[0, 0] = -np.inf  # a slice of -inf values must stay finite
     x = T.tensor3()
     lse, lme = theano.function(
-        [x], [log_sum_exp(x, axis, keepdims), log_mean_exp(x, axis, keepdims)])(
+        [x], [log_sum_exp(x, axis, keepdims=keepdims),
+              log_mean_exp(x, axis, keepdims=keepdims)])(
             floatx(data))
     reference = scipy.special.logsumexp(data, axis=axis, keepdims=keepdims)
     count = data.size if axis is None else np.prod(
@@ -31,6 +32,38 @@ def test_log_sum_exp_and_log_mean_exp_match_scipy(axis, keepdims):
     np.testing.assert_allclose(lse, reference, rtol=RTOL)
     np.testing.assert_allclose(lme, reference - np.log(count), rtol=RTOL)
     assert np.shape(lse) == np.shape(reference)
+
+
+def test_log_sum_exp_third_argument_is_the_original_sum_op():
+    # The original Parmesan: log_sum_exp(A, axis=None, sum_op=T.sum), so
+    # log_sum_exp(x, 1, T.mean) is the log-mean-exp over axis 1.
+    data = np.random.RandomState(3).randn(4, 6) * 50
+    x = T.matrix()
+    by_position, by_keyword, with_keepdims = theano.function([x], [
+        log_sum_exp(x, 1, T.mean), log_sum_exp(x, axis=1, sum_op=T.mean),
+        log_sum_exp(x, 1, T.sum, keepdims=True)])(floatx(data))
+    reference = scipy.special.logsumexp(data, axis=1)
+    np.testing.assert_allclose(by_position, reference - np.log(6), rtol=RTOL)
+    np.testing.assert_allclose(by_keyword, reference - np.log(6), rtol=RTOL)
+    np.testing.assert_allclose(with_keepdims, reference[:, None], rtol=RTOL)
+    with pytest.raises(TypeError, match='sum_op'):
+        log_sum_exp(x, 1, True)
+
+
+@pytest.mark.parametrize('sum_op,offset', [(T.sum, 0.), (T.mean, np.log(3))])
+def test_log_sum_exp_with_infinite_entries_matches_scipy(sum_op, offset):
+    data = np.array([[np.inf, 0., 1.], [-np.inf, -np.inf, -np.inf],
+                     [np.inf, np.inf, -np.inf], [1e3, -np.inf, 2.]])
+    x, v = T.matrix(), T.vector()
+    rows, whole, keepdims, pair = theano.function([x, v], [
+        log_sum_exp(x, 1, sum_op), log_sum_exp(x, None, sum_op),
+        log_sum_exp(x, axis=1, sum_op=sum_op, keepdims=True),
+        log_sum_exp(v, sum_op=sum_op)])(floatx(data), floatx([np.inf, 0.]))
+    with np.errstate(invalid='ignore'):
+        reference = scipy.special.logsumexp(data, axis=1)
+    np.testing.assert_allclose(rows, reference - offset, rtol=RTOL)
+    np.testing.assert_allclose(keepdims[:, 0], reference - offset, rtol=RTOL)
+    assert whole == np.inf and pair == np.inf
 
 
 def test_log_sum_exp_gradient_is_softmax_even_when_huge():
@@ -179,6 +212,21 @@ def test_confusion_matrix_metrics_match_one_vs_rest_counts():
     mcc = [np.corrcoef(y_pred == c, y_true == c)[0, 1] for c in range(4)]
     np.testing.assert_allclose(cm.matthewscorrelation(), mcc)
     assert cm.accuracy() == np.mean(y_pred == y_true)
+
+
+def test_confusion_matrix_batchaddmask_counts_masked_rows_true_first():
+    # The original's argument order: batchaddmask(y_true, y_pred, mask).
+    rng = np.random.RandomState(8)
+    y_true, y_pred = rng.randint(0, 3, 50), rng.randint(0, 3, 50)
+    mask = rng.rand(50) < 0.6
+    cm = ConfusionMatrix(3)
+    cm.batchaddmask(y_true, y_pred, mask)
+    cm.batchaddmask(y_true, y_pred, mask.astype(int))
+    expected = np.histogram2d(y_true[mask], y_pred[mask],
+                              bins=[np.arange(4)] * 2)[0]
+    np.testing.assert_array_equal(cm.mat, 2 * expected)
+    with pytest.raises(ValueError, match='mask'):
+        cm.batchaddmask(y_true, y_pred, np.arange(50))
 
 
 def test_confusion_matrix_small_example_and_mask():

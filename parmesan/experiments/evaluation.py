@@ -120,12 +120,21 @@ def collect_statistics(collect, x, normalize_layers, batch_size=1000):
     Parameters
     ----------
     collect : callable(x_batch)
-        A compiled function of the model's output with ``collect=True``.
+        A compiled function of the model's output with
+        ``deterministic=True, collect=True`` (the original Parmesan's
+        idiom): one pass gives every NormalizeLayer of a stack the
+        statistics of the input the layers below it will give.
     x : array (N, D)
     normalize_layers : list of :class:`parmesan.layers.NormalizeLayer`
         Layers in 'running_average' mode are reset first, so the result is
         the average over `x` in batches of `batch_size`.
     batch_size : int
+
+    Example
+    -------
+    >>> collect = theano.function([x], get_output(
+    ...     l_out, x, deterministic=True, collect=True))
+    >>> collect_statistics(collect, x_train, [l_bn1, l_bn2])
     """
     for layer in normalize_layers:
         if layer.alpha == 'running_average':

@@ -334,7 +334,8 @@ class LadderNetwork(ExperimentModel):
         Returns
         -------
         dict of functions: 'collect'(x) runs the clean path with
-        ``collect=True`` over all rows of `x`, storing batch statistics
+        ``deterministic=True, collect=True`` over all rows of `x`, storing
+        batch statistics
         (use it with
         :func:`parmesan.experiments.evaluation.collect_statistics`);
         'predict'(x) returns the clean class probabilities with the stored
@@ -348,7 +349,8 @@ class LadderNetwork(ExperimentModel):
         >>> probabilities = evaluation['predict'](x_test)
         """
         every_row = [(self.num_labelled, T.constant(0, dtype='int32'))]
-        collected = get_output(self.output, clean=True, collect=True)
+        collected = get_output(self.output, clean=True, deterministic=True,
+                               collect=True)
         predicted = get_output(self.output, clean=True, deterministic=True)
         return {
             'collect': theano.function([self.x], T.sum(collected),

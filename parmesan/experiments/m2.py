@@ -539,9 +539,11 @@ class M2Model(ExperimentModel):
         x = T.matrix('x')
         if self.normalize_layers():
             if self.kind == 'MLP':
-                collected = self.classify(x, collect=True)[1]
+                collected = self.classify(x, deterministic=True,
+                                          collect=True)[1]
             else:
-                collected = self.unlabelled_terms(x, collect=True)['bound']
+                collected = self.unlabelled_terms(
+                    x, deterministic=True, collect=True)['bound']
             functions['collect'] = theano.function([x], collected.sum())
         hx, logits = self.classify(x, deterministic=True)
         if self.kind == 'MLP':

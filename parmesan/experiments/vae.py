@@ -287,7 +287,8 @@ class VariationalAutoencoder(ExperimentModel):
             [self.l_mu, self.l_log_var, self.l_x_mu], deterministic=True)
         z = T.matrix('z')
         decoded = get_output(self.l_x_mu, {self.l_z: z}, deterministic=True)
-        collected = get_output(self.output_layers, collect=True)
+        collected = get_output(self.output_layers, deterministic=True,
+                               collect=True)
         return {
             'log_weights': theano.function(
                 [self.x, self.iw], terms['log_w'].flatten(),

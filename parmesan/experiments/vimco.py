@@ -199,7 +199,8 @@ class BernoulliLatentVAE(ExperimentModel):
         }
         if self.normalize_layers():
             functions['collect'] = theano.function(
-                [self.x], T.sum(get_output(self.l_x_mu, collect=True)),
+                [self.x], T.sum(get_output(self.l_x_mu, deterministic=True,
+                                          collect=True)),
                 givens=[(self.eq, one), (self.iw, one)])
         return functions
 

@@ -10,7 +10,9 @@ the list ``[f(z), logdet]``, where ``logdet`` of shape ``(batch_size,)`` is
 
 so a variational bound subtracts the summed ``logdet`` from ``log q_0``.
 :class:`ListIndexLayer` picks ``f(z)`` (index 0) or ``logdet`` (index 1) out
-of a flow layer, which is how flows are stacked::
+of a flow layer, which is how flows are stacked. As in the original
+Parmesan, a flow layer's ``output_shape`` is that of ``f(z)``; the shapes of
+both outputs come from ``get_output_shapes_for``::
 
     l_z = ListIndexLayer(l_flow_1, 0)
     l_flow_2 = NormalizingRadialFlowLayer(l_z)
@@ -132,8 +134,14 @@ class NormalizingPlanarFlowLayer(Layer):
         m_wu = -1. + softplus(wu)
         return self.u + (m_wu - wu) * self.w / T.sum(self.w ** 2)
 
-    def get_output_shape_for(self, input_shape):
+    def get_output_shapes_for(self, input_shape):
+        """The shapes of ``[f_z, logdet]``."""
         return [tuple(input_shape), (input_shape[0],)]
+
+    def get_output_shape_for(self, input_shape):
+        # The shape of f_z, as the original Parmesan reported it; the
+        # shapes of both outputs come from get_output_shapes_for.
+        return tuple(input_shape)
 
     def get_output_for(self, input, **kwargs):
         u_hat = self.get_u_hat()
@@ -196,8 +204,8 @@ class NormalizingRadialFlowLayer(Layer):
     >>> from lasagne.layers import InputLayer
     >>> l_z0 = InputLayer((None, 2))
     >>> l_flow = NormalizingRadialFlowLayer(l_z0, name='radial')
-    >>> l_flow.output_shape
-    [(None, 2), (None,)]
+    >>> l_flow.output_shape, l_flow.get_output_shapes_for((None, 2))
+    ((None, 2), [(None, 2), (None,)])
     """
 
     def __init__(self, incoming, z0=init.Normal(), alpha=init.Constant(0.),
@@ -229,8 +237,14 @@ class NormalizingRadialFlowLayer(Layer):
         """
         return -self.get_alpha_hat() + softplus(self.beta)
 
-    def get_output_shape_for(self, input_shape):
+    def get_output_shapes_for(self, input_shape):
+        """The shapes of ``[f_z, logdet]``."""
         return [tuple(input_shape), (input_shape[0],)]
+
+    def get_output_shape_for(self, input_shape):
+        # The shape of f_z, as the original Parmesan reported it; the
+        # shapes of both outputs come from get_output_shapes_for.
+        return tuple(input_shape)
 
     def get_output_for(self, input, **kwargs):
         alpha_hat = self.get_alpha_hat()
@@ -568,9 +582,13 @@ class InverseAutoregressiveFlowLayer(MergeLayer):
             self.W_context = self.add_param(W, (num_context, num_hidden[0]),
                                             name='W_context')
 
-    def get_output_shape_for(self, input_shapes):
+    def get_output_shapes_for(self, input_shapes):
+        """The shapes of ``[z_new, logdet]``."""
         z_shape = tuple(input_shapes[0])
         return [z_shape, (z_shape[0],)]
+
+    def get_output_shape_for(self, input_shapes):
+        return tuple(input_shapes[0])
 
     def get_output_for(self, inputs, **kwargs):
         z = inputs[0]

@@ -18,7 +18,7 @@ class DecoderNormalizeLayer(MergeLayer):
     Parameters
     ----------
     incoming : Layer, shape (batch, features)
-    mean, var : Layers, shape (features,)
+    mean, var : Layers, shape (features,) or (1, features)
         The statistics to normalise with.
     epsilon : float
         Added to `var`; the original Parmesan used none.
@@ -40,12 +40,18 @@ class DecoderNormalizeLayer(MergeLayer):
                                                     **kwargs)
         x_shape, mean_shape, var_shape = self.input_shapes
         for name, shape in (('mean', mean_shape), ('var', var_shape)):
-            if len(shape) != 1 or (None not in (shape[0], x_shape[-1]) and
-                                   shape[0] != x_shape[-1]):
+            # (features,), or the input's rank with 1 (or unknown) on every
+            # axis but the last, as NormalizeLayer(return_stats=True) gives.
+            leading_ok = len(shape) == 1 or (
+                len(shape) == len(x_shape) and
+                all(size in (1, None) for size in shape[:-1]))
+            if not leading_ok or (None not in (shape[-1], x_shape[-1]) and
+                                  shape[-1] != x_shape[-1]):
                 raise ValueError('%s: %s must be a vector of the %s features '
-                                 'of the input, got shape %s'
+                                 'of the input (or of shape (1, %s)), got '
+                                 'shape %s'
                                  % (type(self).__name__, name, x_shape[-1],
-                                    shape))
+                                    x_shape[-1], shape))
         self.epsilon = epsilon
 
     def get_output_shape_for(self, input_shapes):
@@ -53,7 +59,15 @@ class DecoderNormalizeLayer(MergeLayer):
 
     def get_output_for(self, inputs, **kwargs):
         x, mean, var = inputs
+        mean, var = (self._broadcastable(stat, x.ndim) for stat in (mean, var))
         return (x - mean) / T.sqrt(var + self.epsilon)
+
+    @staticmethod
+    def _broadcastable(stat, ndim):
+        """A (1, D) statistic made to broadcast over the batch."""
+        if stat.ndim != ndim:
+            return stat
+        return T.addbroadcast(stat, *range(ndim - 1))
 
 
 class _PerUnitCombinator(MergeLayer):
@@ -63,10 +77,12 @@ class _PerUnitCombinator(MergeLayer):
     last axes must have the same, known number of units, and creates one
     trainable vector of that length per entry of the class attribute
     ``_INITIAL`` (name -> constant initial value), in the dict's order, as an
-    attribute of that name. The output has the shape of `z_net`.
+    attribute of that name; those named in ``_NOT_REGULARIZED`` are not
+    tagged regularizable. The output has the shape of `z_net`.
     """
 
     _INITIAL = {}
+    _NOT_REGULARIZED = ()
 
     def __init__(self, u_net, z_net, **kwargs):
         super(_PerUnitCombinator, self).__init__([u_net, z_net], **kwargs)
@@ -77,8 +93,9 @@ class _PerUnitCombinator(MergeLayer):
                              % (type(self).__name__, u_shape, z_shape))
         num_units = z_shape[-1]
         for name, value in self._INITIAL.items():
-            setattr(self, name, self.add_param(init.Constant(value),
-                                               (num_units,), name))
+            setattr(self, name, self.add_param(
+                init.Constant(value), (num_units,), name,
+                regularizable=name not in self._NOT_REGULARIZED))
 
     def get_output_shape_for(self, input_shapes):
         return input_shapes[1]
@@ -104,13 +121,21 @@ class DenoiseLayer(_PerUnitCombinator):
     -------
     A layer with the shape of `z_net`.
 
+    Notes
+    -----
+    The parameters come in the original Parmesan's order a1..a4, c1..c4,
+    b1, each of shape (units,); b1 is not regularizable.
+
     Example
     -------
     >>> l_zhat = DenoiseLayer(l_u, l_z_noisy)
     """
 
-    _INITIAL = {'a1': 0., 'a2': 1., 'a3': 0., 'a4': 0., 'b1': 0.,
-                'c1': 0., 'c2': 1., 'c3': 0., 'c4': 0.}
+    # The original Parmesan's order and tags, so that its saved parameter
+    # values (all of one shape) land on the same parameters.
+    _INITIAL = {'a1': 0., 'a2': 1., 'a3': 0., 'a4': 0.,
+                'c1': 0., 'c2': 1., 'c3': 0., 'c4': 0., 'b1': 0.}
+    _NOT_REGULARIZED = ('b1',)
 
     def __init__(self, u_net, z_net, nonlinearity=nonlinearities.sigmoid,
                  **kwargs):

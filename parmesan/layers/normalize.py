@@ -10,10 +10,14 @@ import numbers
 import numpy as np
 import theano
 import theano.tensor as T
-from lasagne import init
-from lasagne.layers import Layer
+from lasagne import init, nonlinearities
+from lasagne.layers import Layer, NonlinearityLayer
+from theano.tensor.opt import Assert
 
-__all__ = ['NormalizeLayer', 'ScaleAndShiftLayer', 'NORMALIZE_MODES']
+from .special import describe_layer
+
+__all__ = ['NormalizeLayer', 'ScaleAndShiftLayer', 'batch_norm',
+           'NORMALIZE_MODES']
 
 #: The statistic-collection modes of :class:`NormalizeLayer` besides an
 #: exponential-moving-average weight.
@@ -34,21 +38,15 @@ def _feature_axes(layer_name, ndim, axes):
 
 
 def _param_shape(layer_name, input_shape, axes):
-    shape = tuple(size for axis, size in enumerate(input_shape)
-                  if axis not in axes)
+    """The input shape with 1 along `axes`: the original Parmesan's shape of
+    the statistics and of beta and gamma, e.g. (1, D) for a dense layer."""
+    shape = tuple(1 if axis in axes else size
+                  for axis, size in enumerate(input_shape))
     if any(size is None for size in shape):
         raise ValueError('%s needs the sizes of the axes it does not '
                          'normalise over; input shape %s, axes %s'
                          % (layer_name, input_shape, axes))
     return shape
-
-
-def _broadcast(param, ndim, axes):
-    """Insert broadcastable axes into a parameter at the reduced `axes`."""
-    pattern, kept = [], iter(range(param.ndim))
-    for axis in range(ndim):
-        pattern.append('x' if axis in axes else next(kept))
-    return param.dimshuffle(pattern)
 
 
 class NormalizeLayer(Layer):
@@ -57,8 +55,10 @@ class NormalizeLayer(Layer):
     During training (the default) ``m`` and ``v`` are the statistics of the
     current batch. ``get_output(..., deterministic=True)`` uses the stored
     statistics instead. They are filled by a function compiled from
-    ``get_output(..., collect=True)``, whose updates write the batch
-    statistics into the layer, in one of three ways (`alpha`):
+    ``get_output(..., deterministic=True, collect=True)`` (the original
+    Parmesan's idiom; ``deterministic`` may be left out), whose updates
+    write the batch statistics into the layer, in one of three ways
+    (`alpha`):
 
     * ``'single_pass'``: overwrite; call once with the whole training set
       as one batch.
@@ -69,6 +69,16 @@ class NormalizeLayer(Layer):
       batch.
     * a float in (0, 1]: exponential moving average with weight `alpha` on
       the newest batch.
+
+    A collection pass normalises with the batch statistics it collects, so
+    every layer of a stack sees the input the layers below it will give
+    once their statistics are stored: one pass collects exact statistics
+    for the whole stack.
+
+    A deterministic pass of a layer whose statistics were never collected
+    (nor set, e.g. with ``set_all_param_values``) raises an
+    ``AssertionError`` naming the layer when the compiled function runs,
+    rather than normalising silently with mean 0 and variance 1.
 
     Parameters
     ----------
@@ -90,21 +100,35 @@ class NormalizeLayer(Layer):
 
     Returns
     -------
-    A layer with the shape of its input (a list of three shapes with
-    `return_stats`).
+    A layer with the shape of its input. With `return_stats` the output is
+    a list; ``output_shape`` is still the input shape, as in the original
+    Parmesan, and ``get_output_shapes_for`` gives all three shapes.
+
+    Notes
+    -----
+    The parameters are ``mean`` and ``var``, not trainable, of the input
+    shape with 1 along `axes` (``(1, D)`` after a dense layer), as in the
+    original Parmesan, so its saved parameter values load unchanged.
 
     Example
     -------
-    >>> l_bn = NormalizeLayer(DenseLayer(l_in, 500, nonlinearity=None))
-    >>> l_h = NonlinearityLayer(ScaleAndShiftLayer(l_bn), rectify)
-    >>> collect = theano.function([x], get_output(l_h, x, collect=True))
+    >>> import theano, theano.tensor as T
+    >>> from lasagne.layers import (InputLayer, DenseLayer, get_output,
+    ...                             NonlinearityLayer)
+    >>> from lasagne.nonlinearities import rectify
+    >>> x = T.matrix('x')
+    >>> l_dense = DenseLayer(InputLayer((None, 5), x), 3, nonlinearity=None)
+    >>> l_h = NonlinearityLayer(ScaleAndShiftLayer(NormalizeLayer(l_dense)),
+    ...                         rectify)
+    >>> collect = theano.function([x], get_output(
+    ...     l_h, deterministic=True, collect=True))
     """
 
     def __init__(self, incoming, axes=None, epsilon=1e-10,
                  alpha='single_pass', return_stats=False, stat_indices=None,
                  **kwargs):
         super(NormalizeLayer, self).__init__(incoming, **kwargs)
-        name = type(self).__name__
+        name = describe_layer(self)
         if isinstance(alpha, str):
             if alpha not in NORMALIZE_MODES:
                 raise ValueError('%s: unknown alpha mode %r; use one of %s or '
@@ -127,20 +151,27 @@ class NormalizeLayer(Layer):
                                    trainable=False, regularizable=False)
         self.var = self.add_param(init.Constant(1), shape, 'var',
                                   trainable=False, regularizable=False)
-        self.num_collected = self.add_param(
-            init.Constant(0), (), 'num_collected',
-            trainable=False, regularizable=False)
+        # Values collected since reset_stats; not a parameter, so that the
+        # parameters are the original's (mean, var).
+        self.num_collected = theano.shared(
+            np.zeros((), dtype=theano.config.floatX),
+            name=None if self.name is None else self.name + '.num_collected')
 
     def reset_stats(self):
         """Start a new 'running_average' collection."""
         self.num_collected.set_value(
             np.zeros((), dtype=self.num_collected.dtype))
 
+    def get_output_shapes_for(self, input_shape):
+        """With `return_stats`, the shapes of [normalised, mean, var]; else
+        None (the output is not a list)."""
+        if not self.return_stats:
+            return None
+        stat_shape = tuple(1 if axis in self.axes else size
+                           for axis, size in enumerate(input_shape))
+        return [tuple(input_shape), stat_shape, stat_shape]
+
     def get_output_shape_for(self, input_shape):
-        if self.return_stats:
-            stat_shape = tuple(size for axis, size in enumerate(input_shape)
-                               if axis not in self.axes)
-            return [input_shape, stat_shape, stat_shape]
         return input_shape
 
     def _statistic_rows(self, input):
@@ -149,11 +180,22 @@ class NormalizeLayer(Layer):
 
     def _batch_stats(self, input):
         rows = self._statistic_rows(input)
-        return rows.mean(self.axes), rows.var(self.axes)
+        return (rows.mean(self.axes, keepdims=True),
+                rows.var(self.axes, keepdims=True))
 
-    def _collected(self, input):
+    def _stored_stats(self):
+        """The stored statistics, checked at run time to have been set."""
+        never_set = (T.eq(self.num_collected, 0) &
+                     T.all(T.eq(self.mean, 0)) & T.all(T.eq(self.var, 1)))
+        check = Assert(
+            '%s: deterministic pass before its statistics were collected. '
+            'Run a function compiled from get_output(..., deterministic=True,'
+            ' collect=True) over the training data first (or load saved '
+            'parameter values).' % describe_layer(self))
+        return self.mean, check(self.var, T.eq(never_set, 0))
+
+    def _collected(self, batch_mean, batch_var, input):
         """New stored statistics and count after one collection call."""
-        batch_mean, batch_var = self._batch_stats(input)
         rows = self._statistic_rows(input)
         # Values averaged per feature: the count of rows along all
         # normalised axes.
@@ -173,28 +215,34 @@ class NormalizeLayer(Layer):
         var = (1 - self.alpha) * self.var + self.alpha * batch_var
         return mean, var, count
 
+    def _collection_anchor(self, batch_mean, batch_var, input):
+        """Zero that carries the collection updates into a graph.
+
+        The standard Lasagne idiom: copies of the shared variables with a
+        default update, which any function compiled from an expression that
+        depends on them applies.
+        """
+        anchor = 0
+        for param, new_value in zip(
+                (self.mean, self.var, self.num_collected),
+                self._collected(batch_mean, batch_var, input)):
+            updated = theano.clone(param, share_inputs=False)
+            updated.default_update = T.patternbroadcast(
+                T.cast(new_value, param.dtype), param.broadcastable)
+            anchor += 0 * updated.sum()
+        return anchor
+
     def get_output_for(self, input, deterministic=False, collect=False,
                        **kwargs):
-        if deterministic:
-            mean, var = self.mean, self.var
-        else:
+        if collect or not deterministic:
             mean, var = self._batch_stats(input)
+        else:
+            mean, var = self._stored_stats()
         if collect:
-            new_values = self._collected(input)
-            anchor = 0
-            for param, new_value in zip(
-                    (self.mean, self.var, self.num_collected), new_values):
-                # The standard Lasagne idiom: a copy of the shared variable
-                # that carries the update and that the output depends on,
-                # so any function compiled from this output collects.
-                updated = theano.clone(param, share_inputs=False)
-                updated.default_update = T.cast(new_value, param.dtype)
-                anchor += 0 * updated.sum()
-            mean = mean + anchor
-        ndim = input.ndim
-        mean_b = _broadcast(mean, ndim, self.axes)
-        var_b = _broadcast(var, ndim, self.axes)
-        normalized = (input - mean_b) / T.sqrt(var_b + self.epsilon)
+            mean = mean + self._collection_anchor(mean, var, input)
+        mean = T.addbroadcast(mean, *self.axes)
+        var = T.addbroadcast(var, *self.axes)
+        normalized = (input - mean) / T.sqrt(var + self.epsilon)
         if self.return_stats:
             return [normalized, mean, var]
         return normalized
@@ -210,7 +258,8 @@ class ScaleAndShiftLayer(Layer):
         Axes the parameters are shared over; by default all but the second.
     beta : Theano shared variable, array, callable or None
         The shift, initialised to 0; None leaves it out. Not regularised
-        (like Lasagne's batch normalisation).
+        (like Lasagne's batch normalisation; the original Parmesan tagged
+        beta and not gamma).
     gamma : Theano shared variable, array, callable or None
         The scale, initialised to 1; None leaves it out. Regularisable.
 
@@ -218,15 +267,23 @@ class ScaleAndShiftLayer(Layer):
     -------
     A layer with the shape of its input.
 
+    Notes
+    -----
+    beta and gamma have the input shape with 1 along `axes` (``(1, D)``
+    after a dense layer), in this order, as in the original Parmesan.
+
     Example
     -------
-    >>> l_h = ScaleAndShiftLayer(NormalizeLayer(l_dense))
+    >>> from lasagne.layers import InputLayer
+    >>> l_h = ScaleAndShiftLayer(NormalizeLayer(InputLayer((None, 4))))
+    >>> l_h.beta.get_value().shape
+    (1, 4)
     """
 
     def __init__(self, incoming, axes=None, beta=init.Constant(0.),
                  gamma=init.Constant(1.), **kwargs):
         super(ScaleAndShiftLayer, self).__init__(incoming, **kwargs)
-        name = type(self).__name__
+        name = describe_layer(self)
         self.axes = _feature_axes(name, len(self.input_shape), axes)
         shape = _param_shape(name, self.input_shape, self.axes)
         self.beta = None if beta is None else self.add_param(
@@ -236,7 +293,66 @@ class ScaleAndShiftLayer(Layer):
 
     def get_output_for(self, input, **kwargs):
         if self.gamma is not None:
-            input = input * _broadcast(self.gamma, input.ndim, self.axes)
+            input = input * T.addbroadcast(self.gamma, *self.axes)
         if self.beta is not None:
-            input = input + _broadcast(self.beta, input.ndim, self.axes)
+            input = input + T.addbroadcast(self.beta, *self.axes)
         return input
+
+
+def batch_norm(layer, axes=None, epsilon=1e-10, alpha='single_pass',
+               beta=init.Constant(0.), gamma=init.Constant(1.)):
+    """Batch-normalise a layer: the convenience of Lasagne's development
+    version, built from :class:`NormalizeLayer` and
+    :class:`ScaleAndShiftLayer`.
+
+    The layer's nonlinearity moves behind the normalisation and its bias
+    is removed (the shift beta replaces it), so ``batch_norm(DenseLayer(l,
+    200, nonlinearity=rectify))`` is Dense (no bias) -> NormalizeLayer ->
+    ScaleAndShiftLayer -> NonlinearityLayer(rectify).
+
+    Unlike Lasagne's ``BatchNormLayer``, which keeps running averages
+    updated by every training pass, the statistics a deterministic pass
+    uses are collected as for any NormalizeLayer: by a function compiled
+    from ``get_output(..., deterministic=True, collect=True)``.
+
+    Parameters
+    ----------
+    layer : Layer
+        Typically a DenseLayer or convolution; it is modified in place.
+    axes, epsilon, alpha
+        Passed to :class:`NormalizeLayer`.
+    beta, gamma
+        Passed to :class:`ScaleAndShiftLayer`.
+
+    Returns
+    -------
+    The top layer of the stack: the NonlinearityLayer if `layer` had a
+    nonlinearity, else the ScaleAndShiftLayer. A named layer ``'h'`` gives
+    ``'h_bn'``, ``'h_bn_scale'`` and ``'h_bn_nonlin'``.
+
+    Example
+    -------
+    >>> from lasagne.layers import InputLayer, DenseLayer, get_all_params
+    >>> from lasagne.nonlinearities import rectify
+    >>> l_h = batch_norm(DenseLayer(InputLayer((None, 5)), 3,
+    ...                             nonlinearity=rectify))
+    >>> [p.name for p in get_all_params(l_h)]
+    ['W', 'mean', 'var', 'beta', 'gamma']
+    """
+    nonlinearity = getattr(layer, 'nonlinearity', None)
+    if nonlinearity is not None:
+        layer.nonlinearity = nonlinearities.identity
+    if getattr(layer, 'b', None) is not None:
+        del layer.params[layer.b]
+        layer.b = None
+
+    def named(suffix):
+        return None if layer.name is None else layer.name + suffix
+
+    top = NormalizeLayer(layer, axes=axes, epsilon=epsilon, alpha=alpha,
+                         name=named('_bn'))
+    top = ScaleAndShiftLayer(top, axes=axes, beta=beta, gamma=gamma,
+                             name=named('_bn_scale'))
+    if nonlinearity is not None:
+        top = NonlinearityLayer(top, nonlinearity, name=named('_bn_nonlin'))
+    return top
