@@ -204,7 +204,8 @@ def test_symbolic_counts_below_one_are_reported_when_the_function_runs(
     sample = theano.function([mean, eq, iw], get_output(layer))
     means = floatx(np.full((2, 3), 0.5))
     assert sample(means, 2, 3).shape == (12, 3)
-    for bad_eq, bad_iw, culprit in ((1, 0, 'iw_samples'), (1, -4, 'iw_samples'),
+    for bad_eq, bad_iw, culprit in ((1, 0, 'iw_samples'),
+                                    (1, -4, 'iw_samples'),
                                     (0, 5, 'eq_samples')):
         with pytest.raises(AssertionError,
                            match='%s: %s must be at least 1'

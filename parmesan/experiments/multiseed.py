@@ -12,8 +12,10 @@ from collections import OrderedDict
 
 import numpy as np
 
-from .cli import argument_parser
-from .m2 import MODELS, VAE_SSL_VALID_ACCURACY, m2_argument_parser, run
+from .cli import (ALLOWED, argument_parser, check_args, check_outfolder,
+                  flag_name, given_flags, parse_args)
+from .m2 import (LIMITS, MODELS, VAE_SSL_VALID_ACCURACY, m2_argument_parser,
+                 run)
 from .plotting import plt
 
 __all__ = ['multiseed_argument_parser', 'run_multiseed', 'summarise_seeds']
@@ -91,11 +93,21 @@ def run_multiseed(argv=None):
     if unknown:
         parser.error('unknown models %s; use %s' % (unknown,
                                                     ', '.join(MODELS)))
-    for flag in ('-model', '-seed', '--seed', '-outfolder', '--resume'):
-        if flag in passed:
-            parser.error('%s is set by the runner' % flag)
-    # The epochs a finished run must have, from the trainer's own parser.
-    trainer_args = m2_argument_parser().parse_args(passed)
+    allowed_seed = ALLOWED['seed'].narrowed(**LIMITS['seed'])
+    for seed in seeds:
+        if not allowed_seed.accepts(seed):
+            parser.error('--seeds: each seed must be %s, got %r'
+                         % (allowed_seed.describe(), seed))
+    check_args(parser, args)
+    # Every run's flags are checked now, not when its turn comes.
+    trainer_parser = m2_argument_parser()
+    set_by_runner = {'model', 'seed', 'outfolder', 'resume'} & given_flags(
+        trainer_parser, passed)
+    if set_by_runner:
+        parser.error('%s: set by the runner' % ', '.join(
+            flag_name(trainer_parser, dest) for dest in sorted(set_by_runner)))
+    trainer_args = parse_args(trainer_parser, passed, LIMITS)
+    check_outfolder(parser, args.outfolder)
     deadline = None if args.max_minutes is None else \
         time.time() + 60 * args.max_minutes
     if not args.summary_only:

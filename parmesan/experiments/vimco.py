@@ -258,12 +258,13 @@ def run(argv=None, description='Train a binary-latent VAE on MNIST with '
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = vimco_argument_parser(description, defaults)
-    args, schedule = parse_vae_args(parser, argv)
-    if args.iw_samples < 2:
-        parser.error('VIMCO needs -iw_samples of at least 2 (each sample\'s '
-                     'baseline is built from the others), got %d'
-                     % args.iw_samples)
-    run_folder = start_run(args, argv)
+    args, schedule = parse_vae_args(parser, argv, {'iw_samples': dict(
+        low=2, why="(VIMCO builds each sample's baseline from the others)")})
+    with start_run(args, argv) as run_folder:
+        return _train_vimco(args, run_folder, schedule)
+
+
+def _train_vimco(args, run_folder, schedule):
     x_train, x_test, binarise_each_epoch = load_data(args)
 
     model = BernoulliLatentVAE(
