@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 
 import numpy as np
 import pytest
@@ -254,7 +255,7 @@ def test_a_full_disk_names_the_checkpoint_and_keeps_the_previous_one(
     assert float(counter.get_value()) == 0.0
 
 
-# -- one run per folder ------------------------------------------------------
+# -- one run per folder ---------------------------------------------------
 
 HOLD_LOCK = '''
 import sys, time
@@ -308,7 +309,7 @@ def test_partial_writes_are_recognised_and_nothing_else(tmp_path):
         [(os.path.basename(name), 0)]
 
 
-# -- logs after resumes --------------------------------------------------------
+# -- logs after resumes ---------------------------------------------------
 
 def epoch_rows(folder):
     with open(os.path.join(folder, 'log.jsonl')) as stream:
@@ -352,3 +353,82 @@ def test_resumed_logs_hold_each_epoch_once_and_stay_valid_json(tmp_path):
     # The counter shows every epoch trained from its checkpoint's state:
     # 7 epochs, not the 10 run in all.
     assert float(counter.get_value()) == 7
+
+
+# -- a real training process killed while it writes its checkpoint ---------
+
+#: Runs the IWAE trainer; its HANG_AT-th checkpoint write stops half-way
+#: (half the bytes in the temporary file), signals MARKER and waits to be
+#: killed.
+HANG_IN_WRITE = '''
+import io, os, sys, time
+import numpy as np
+real_savez, writes = np.savez, []
+
+def savez_then_hang(stream, **arrays):
+    writes.append(1)
+    if len(writes) != int(os.environ['HANG_AT']):
+        return real_savez(stream, **arrays)
+    whole = io.BytesIO()
+    real_savez(whole, **arrays)
+    stream.write(whole.getvalue()[:len(whole.getvalue()) // 2])
+    stream.flush()
+    open(os.environ['MARKER'], 'w').close()
+    time.sleep(600)
+np.savez = savez_then_hang
+from parmesan.experiments.vae import run
+run(sys.argv[1:])
+'''
+
+
+@pytest.mark.slow
+def test_a_kill_during_the_checkpoint_write_resumes_bit_for_bit(
+        tmp_path, shared_data_dir, capsys):
+    common = TINY + ['--data-dir', shared_data_dir, '-batch_norm', 'true',
+                     '-nepochs', '3']
+    straight, killed = str(tmp_path / 'straight'), str(tmp_path / 'killed')
+    marker = str(tmp_path / 'hanging')
+    # Killed while writing the checkpoint of epoch 2: the one of epoch 1
+    # is the last complete one, epoch 2's log row is already written.
+    errors = open(str(tmp_path / 'stderr.txt'), 'w+')
+    process = subprocess.Popen(
+        [sys.executable, '-c', HANG_IN_WRITE] + common +
+        ['-outfolder', killed],
+        env=dict(os.environ, HANG_AT='2', MARKER=marker),
+        stdout=subprocess.DEVNULL, stderr=errors)
+    try:
+        expected = run(common + ['-outfolder', straight])
+        deadline = time.time() + 600
+        while not os.path.exists(marker):
+            assert process.poll() is None, open(errors.name).read()
+            assert time.time() < deadline, 'the run never reached epoch 2'
+            time.sleep(0.2)
+        partial = [name for name in os.listdir(killed)
+                   if name.endswith('.tmp')]
+        assert len(partial) == 1 and partial[0].startswith('.checkpoint')
+        capsys.readouterr()
+        # While it lives, the folder is its own.
+        with pytest.raises(SystemExit):
+            run(common + ['-outfolder', killed, '--resume'])
+        assert 'in use by another run (pid %d' % process.pid in \
+            capsys.readouterr().err
+    finally:
+        process.kill()
+        process.wait()
+    assert training.verify_checkpoint(os.path.join(killed,
+                                                   'checkpoint.npz')) == 1
+    resumed = run(common + ['-outfolder', killed, '--resume'])
+    reference, after_kill = checkpoint_arrays(straight), \
+        checkpoint_arrays(killed)
+    assert reference.keys() == after_kill.keys() and len(reference) > 20
+    for key in reference:
+        np.testing.assert_array_equal(after_kill[key], reference[key])
+    assert resumed['test_LL'] == expected['test_LL']
+    assert not [name for name in os.listdir(killed) if name.endswith('.tmp')]
+    assert epoch_rows(killed) == ([1, 2, 3], [1, 2, 3])
+    log = open(os.path.join(killed, 'log.txt')).read()
+    for note in ('took over the lock of a run that ended without releasing '
+                 'it (killed?): pid %d' % process.pid,
+                 'removed 1 temporary file(s) of interrupted writes',
+                 'dropped the log rows of epochs 2'):
+        assert note in log, note

@@ -324,13 +324,15 @@ def check_args(parser, args, limits=None):
         allowed = limits.get(dest, {})
         if not isinstance(allowed, Allowed):
             allowed = ALLOWED[dest].narrowed(**allowed)
-        for item in value if isinstance(value, (list, tuple)) else [value]:
-            if not allowed.accepts(item):
-                parser.error('%s must be %s%s, got %r' % (
-                    flag_name(parser, dest),
-                    'a list of ' if isinstance(value, (list, tuple)) else '',
-                    allowed.describe(),
-                    value if not isinstance(value, (list, tuple)) else item))
+        if isinstance(value, (list, tuple)):
+            for item in value:
+                if not allowed.accepts(item):
+                    parser.error('every entry of %s must be %s, got %r in %s'
+                                 % (flag_name(parser, dest),
+                                    allowed.describe(), item, value))
+        elif not allowed.accepts(value):
+            parser.error('%s must be %s, got %r' % (
+                flag_name(parser, dest), allowed.describe(), value))
 
 
 def check_at_least(parser, args, minimum, names):
@@ -464,9 +466,9 @@ def start_run(args, argv, extra_header=''):
     removed = remove_partial_writes(args.outfolder)
     if removed:
         notes.append('removed %d temporary file(s) of interrupted writes '
-                     '(%s; %.1f MB)' % (
+                     '(%s; %d bytes)' % (
                          len(removed), ', '.join(name for name, _ in removed),
-                         sum(size for _, size in removed) / 1e6))
+                         sum(size for _, size in removed)))
     rng = np.random.RandomState(args.seed)
     lasagne.random.set_rng(np.random.RandomState(args.seed + 1))
     header = 'command: %s\nsettings: %s' % (

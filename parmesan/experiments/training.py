@@ -766,9 +766,9 @@ def fit(train_epoch, num_epochs, run, functions, learning_rate=None,
                 log.message('time budget used up after epoch %d' % epoch)
                 break
     except NonFiniteError as error:
+        advice = _stop_advice(run, saved_epoch, learning_rate, schedule)
         message = 'NaN guard: non-finite values in %s. Training stopped. ' \
-            '%s' % (error, _stop_advice(run, saved_epoch, learning_rate,
-                                       schedule))
+            '%s' % (error, advice)
         log.message('STOPPED: ' + message)
         raise NonFiniteError(message) from None
     except CheckpointWriteError as error:
