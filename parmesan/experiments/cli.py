@@ -33,8 +33,7 @@ from .training import (CheckpointError, FolderInUseError, FolderLock, Run,
 
 __all__ = ['NONLINEARITIES', 'str2bool', 'number_list', 'argument_parser',
            'add_run_flags', 'Allowed', 'ALLOWED', 'flag_name', 'given_flags',
-           'check_args', 'check_at_least', 'check_outfolder', 'parse_args',
-           'start_run',
+           'check_args', 'check_outfolder', 'parse_args', 'start_run',
            'write_results']
 
 #: Every ``-nonlin*`` / ``--nonlinearity`` choice, by name.
@@ -333,16 +332,6 @@ def check_args(parser, args, limits=None):
         elif not allowed.accepts(value):
             parser.error('%s must be %s, got %r' % (
                 flag_name(parser, dest), allowed.describe(), value))
-
-
-def check_at_least(parser, args, minimum, names):
-    """Stop with a usage error naming the flag if any of `names` (argparse
-    destinations) is below `minimum` (None values are skipped)."""
-    for name in names:
-        value = getattr(args, name)
-        if value is not None and value < minimum:
-            parser.error('%s must be at least %s, got %r'
-                         % (flag_name(parser, name), minimum, value))
 
 
 def check_outfolder(parser, folder):
