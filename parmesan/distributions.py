@@ -8,7 +8,9 @@ deviation. The ``eps`` arguments keep float32 graphs finite: in float32,
 ``1 - 1e-8 == 1``, so Bernoulli probabilities need ``eps`` around 1e-6.
 """
 import math
+import numbers
 
+import numpy as np
 import theano.tensor as T
 
 __all__ = ['log_normal', 'log_normal1', 'log_normal2', 'log_stdnormal',
@@ -20,6 +22,36 @@ __all__ = ['log_normal', 'log_normal1', 'log_normal2', 'log_stdnormal',
 
 #: log of the standard normal density's normalising constant, -log(2 pi)/2.
 C = -0.5 * math.log(2 * math.pi)
+
+
+def _check_eps(function, eps, below=None):
+    """Return `eps` as a float if it is a finite number >= 0 (and < `below`),
+    else raise an error naming `function`."""
+    if isinstance(eps, (bool, np.bool_)) or not isinstance(eps, numbers.Real):
+        raise TypeError('%s: eps must be a number, got %r' % (function, eps))
+    allowed = '>= 0' if below is None else 'in [0, %g)' % below
+    if not (math.isfinite(eps) and eps >= 0 and
+            (below is None or eps < below)):
+        raise ValueError('%s: eps must be %s, got %r'
+                         % (function, allowed, eps))
+    return float(eps)
+
+
+def _xlogy(x, y):
+    """x log y with 0 log 0 = 0: the term vanishes where x is 0 whatever y,
+    and so does its gradient (the log is taken of 1 there, since switching
+    after a log of 0 would still give 0 * inf = nan in the gradient)."""
+    x_is_zero = T.eq(x, 0)
+    return T.switch(x_is_zero, 0, x * T.log(T.switch(x_is_zero, 1, y)))
+
+
+def _smallest_log_variance(log_var):
+    """log of the smallest normal float of `log_var`'s dtype (float64 for
+    non-float input): exp of anything smaller underflows to 0."""
+    dtype = T.as_tensor_variable(log_var).dtype
+    if not dtype.startswith('float'):
+        dtype = 'float64'
+    return float(np.log(np.finfo(dtype).tiny))
 
 
 def log_normal(x, mean, std, eps=0.0):
@@ -39,7 +71,7 @@ def log_normal(x, mean, std, eps=0.0):
     -------
     >>> log_px = log_normal(x, mu, sigma).sum(axis=-1)
     """
-    std = std + eps
+    std = std + _check_eps('log_normal', eps)
     return C - T.log(abs(std)) - (x - mean) ** 2 / (2 * std ** 2)
 
 
@@ -60,7 +92,7 @@ def log_normal1(x, mean, var, eps=0.0):
     -------
     >>> log_px = log_normal1(x, mu, var, eps=1e-6).sum(axis=-1)
     """
-    var = var + eps
+    var = var + _check_eps('log_normal1', eps)
     return C - 0.5 * T.log(var) - (x - mean) ** 2 / (2 * var)
 
 
@@ -78,11 +110,22 @@ def log_normal2(x, mean, log_var, eps=0.0):
     -------
     Theano tensor: element-wise log N(x; mean, exp(log_var)).
 
+    Notes
+    -----
+    Where exp(log_var) underflows (log_var below about -87 in float32,
+    -708 in float64) the variance in the quadratic term is held at the
+    smallest normal float `tiny`: at ``x == mean`` the result stays exactly
+    ``C - log_var / 2`` with finite gradients (instead of 0 / 0 = nan);
+    elsewhere it is at most ``-(x - mean)**2 / (2 tiny)`` (where the true
+    value is smaller still).
+
     Example
     -------
     >>> log_qz = log_normal2(z, mu, log_var).sum(axis=-1)
     """
-    return C - 0.5 * log_var - (x - mean) ** 2 / (2 * T.exp(log_var) + eps)
+    eps = _check_eps('log_normal2', eps)
+    variance = T.exp(T.maximum(log_var, _smallest_log_variance(log_var)))
+    return C - 0.5 * log_var - (x - mean) ** 2 / (2 * variance + eps)
 
 
 def log_stdnormal(x):
@@ -102,8 +145,11 @@ def log_bernoulli(x, p, eps=0.0):
     ----------
     x : Theano tensor, values in [0, 1]
     p : Theano tensor, probabilities
-    eps : float
-        `p` is clipped to [eps, 1 - eps]; use about 1e-6 in float32.
+    eps : float in [0, 0.5)
+        `p` is clipped to [eps, 1 - eps]; use about 1e-6 in float32. With
+        the default 0 the result is exact at the boundaries: a pixel that
+        agrees with a certain prediction (x = 0 where p = 0, x = 1 where
+        p = 1) has log-probability 0 and a finite gradient, by 0 log 0 = 0.
 
     Returns
     -------
@@ -113,8 +159,10 @@ def log_bernoulli(x, p, eps=0.0):
     -------
     >>> log_px = log_bernoulli(x, x_mu, eps=1e-6).sum(axis=-1)
     """
-    p = T.clip(p, eps, 1.0 - eps)
-    return -T.nnet.binary_crossentropy(p, x)
+    eps = _check_eps('log_bernoulli', eps, below=0.5)
+    if eps:
+        p = T.clip(p, eps, 1.0 - eps)
+    return _xlogy(x, p) + _xlogy(1.0 - x, 1.0 - p)
 
 
 def log_bernoulli_logits(x, logits, eps=0.0):
@@ -130,7 +178,7 @@ def log_bernoulli_logits(x, logits, eps=0.0):
     ----------
     x : Theano tensor, values in [0, 1]
     logits : Theano tensor, the argument of the sigmoid
-    eps : float
+    eps : float in [0, 0.5)
         If positive, the logits are clipped to +-log((1 - eps) / eps), which
         is exactly ``log_bernoulli(x, sigmoid(logits), eps)``: the same
         values (more precisely computed) and the same zero gradient beyond
@@ -145,6 +193,7 @@ def log_bernoulli_logits(x, logits, eps=0.0):
     -------
     >>> log_px = log_bernoulli_logits(x, logits).sum(axis=-1)
     """
+    eps = _check_eps('log_bernoulli_logits', eps, below=0.5)
     if eps > 0:
         bound = math.log((1.0 - eps) / eps)
         logits = T.clip(logits, -bound, bound)
@@ -166,13 +215,18 @@ def log_multinomial(x, p, eps=0.0):
 
     Returns
     -------
-    Theano vector (N,): log p[n, x[n]] (or sum_k x[n, k] log p[n, k]).
+    Theano vector (N,): log p[n, x[n]] (or sum_k x[n, k] log p[n, k], where
+    a class with x[n, k] = 0 contributes 0 even if p[n, k] = 0).
 
     Example
     -------
     >>> log_py = log_multinomial(labels, classifier_output, eps=1e-8)
     """
-    return -T.nnet.categorical_crossentropy(p + eps, x)
+    eps = _check_eps('log_multinomial', eps)
+    p = p + eps if eps else p
+    if T.as_tensor_variable(x).ndim == T.as_tensor_variable(p).ndim:
+        return T.sum(_xlogy(x, p), axis=-1)
+    return -T.nnet.categorical_crossentropy(p, x)
 
 
 def kl_normal1_stdnormal(mean, var, eps=0.0):
@@ -182,7 +236,7 @@ def kl_normal1_stdnormal(mean, var, eps=0.0):
     -------
     >>> kl = kl_normal1_stdnormal(mu, var).sum(axis=-1)
     """
-    var = var + eps
+    var = var + _check_eps('kl_normal1_stdnormal', eps)
     return 0.5 * (var + mean ** 2 - 1.0 - T.log(var))
 
 
@@ -210,6 +264,7 @@ def kl_normal1_normal1(mean1, var1, mean2, var2, eps=0.0):
     -------
     >>> kl = kl_normal1_normal1(mu_q, var_q, mu_p, var_p).sum(axis=-1)
     """
+    eps = _check_eps('kl_normal1_normal1', eps)
     var1, var2 = var1 + eps, var2 + eps
     return 0.5 * (T.log(var2) - T.log(var1)
                   + (var1 + (mean1 - mean2) ** 2) / var2 - 1.0)
@@ -229,6 +284,7 @@ def kl_normal2_normal2(mean1, log_var1, mean2, log_var2, eps=0.0):
     -------
     >>> kl = kl_normal2_normal2(mu_q, lv_q, mu_p, lv_p).sum(axis=-1)
     """
+    eps = _check_eps('kl_normal2_normal2', eps)
     return (0.5 * (log_var2 - log_var1)
             + (T.exp(log_var1) + (mean1 - mean2) ** 2)
             / (2.0 * T.exp(log_var2) + eps) - 0.5)
@@ -282,6 +338,7 @@ def log_concrete(y, logits, temperature, eps=0.0):
     >>> y, logits = get_output([l_y, l_logits])
     >>> log_qy = log_concrete(y, T.repeat(logits, 5, axis=0), 0.5, eps=1e-30)
     """
+    eps = _check_eps('log_concrete', eps)
     log_y = T.log(T.clip(y, eps, 1.0)) if eps else T.log(y)
     temperature = T.cast(temperature, log_y.dtype)
     num_categories = T.cast(y.shape[-1], log_y.dtype)

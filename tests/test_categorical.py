@@ -300,3 +300,20 @@ def test_bad_arguments_are_named():
     for good in 1, np.float32(0.5), theano.shared(2.0), T.scalar(),\
             T.iscalar():
         GumbelSoftmaxSampleLayer(l_a, good)
+
+
+@pytest.mark.parametrize('make', [gumbel, logistic_normal])
+def test_a_shared_temperature_set_out_of_range_fails_when_the_function_runs(
+        make):
+    tau = theano.shared(floatx(1.0), name='tau')
+    layer, inputs = make(dim=3, temperature=tau, iw_samples=4, seed=6)
+    sample = theano.function(inputs, get_output(layer),
+                             no_default_updates=True)
+    arrays = [floatx(np.zeros((2, 3))) for _ in inputs]
+    np.testing.assert_allclose(sample(*arrays).sum(axis=1), 1.0, rtol=RTOL)
+    for bad in 0.0, -1.0, np.nan, np.inf:
+        tau.set_value(floatx(bad))
+        with pytest.raises(AssertionError,
+                           match='%s: temperature must be finite and > 0'
+                                 % type(layer).__name__):
+            sample(*arrays)

@@ -139,3 +139,77 @@ def test_kl_eps_keeps_zero_variance_finite(eps):
                                        eps=eps)))
     assert np.all(np.isfinite(evaluate(D.kl_normal1_normal1, MU, zeros, MU2,
                                        zeros, eps=eps)))
+
+
+def value_and_gradient(function, x, p, **kwargs):
+    """The summed log-density and its gradient in `p`, evaluated at arrays."""
+    xv, pv = T.matrix(), T.matrix()
+    total = function(xv, pv, **kwargs).sum()
+    compiled = theano.function([xv, pv], [function(xv, pv, **kwargs),
+                                          T.grad(total, pv)])
+    return compiled(floatx(x), floatx(p))
+
+
+def test_log_bernoulli_is_exact_where_a_certain_prediction_agrees():
+    # 0 log 0 = 0: x = 0 at p = 0 and x = 1 at p = 1 have log-probability 0;
+    # the derivative in p is -(1 - x)/(1 - p) + x/p with the vanishing term
+    # left out: -1 at (x=0, p=0), +1 at (x=1, p=1).
+    x = np.array([[0.0, 1.0, 0.0, 1.0]])
+    p = np.array([[0.0, 1.0, 0.3, 0.8]])
+    value, gradient = value_and_gradient(D.log_bernoulli, x, p)
+    reference = scipy.stats.bernoulli.logpmf(x, p)
+    np.testing.assert_allclose(value, reference, rtol=RTOL)
+    assert value[0, 0] == 0 and value[0, 1] == 0
+    np.testing.assert_allclose(gradient, [[-1.0, 1.0, -1 / 0.7, 1 / 0.8]],
+                               rtol=RTOL)
+    # A certain prediction that disagrees is impossible: -inf, not nan.
+    disagree, _ = value_and_gradient(D.log_bernoulli, [[1.0, 0.0]],
+                                     [[0.0, 1.0]])
+    assert np.all(disagree == -np.inf)
+
+
+def test_log_multinomial_of_one_hot_rows_ignores_impossible_classes():
+    p = np.array([[0.0, 0.25, 0.75], [0.5, 0.5, 0.0]])
+    x = np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]])
+    value, gradient = value_and_gradient(D.log_multinomial, x, p)
+    np.testing.assert_allclose(value, np.log([0.75, 0.5]), rtol=RTOL)
+    # d/dp_k of sum_k x_k log p_k is x_k / p_k: 0 for the classes not drawn.
+    np.testing.assert_allclose(gradient, [[0, 0, 1 / 0.75], [2, 0, 0]],
+                               rtol=RTOL)
+
+
+def test_log_normal2_at_the_mean_with_an_underflowing_variance():
+    # exp(-200) underflows in float32 (and exp(-800) in float64); at
+    # x == mean the density is still C - log_var / 2 with d/dlog_var = -1/2.
+    log_var = -800.0 if theano.config.floatX == 'float64' else -200.0
+    # (x and mean separate inputs: Theano would simplify x - x to 0.)
+    x, mean, lv = T.matrix(), T.matrix(), T.matrix()
+    density = D.log_normal2(x, mean, lv)
+    compiled = theano.function([x, mean, lv], [
+        density, T.grad(density.sum(), lv), T.grad(density.sum(), x)])
+    at_mean = floatx([[0.3, -1.0]])
+    value, d_log_var, d_x = compiled(at_mean, at_mean,
+                                     floatx([[log_var, log_var]]))
+    np.testing.assert_allclose(value, D.C - log_var / 2, rtol=RTOL)
+    np.testing.assert_allclose(d_log_var, -0.5, rtol=RTOL)
+    assert np.all(d_x == 0)
+    # One unit away from the mean the true value, -exp(-log_var)/2, is
+    # below every float; the result is at most -1/(2 tiny) there.
+    away = evaluate(D.log_normal2, [[1.0]], [[0.0]], [[log_var]])
+    tiny = np.finfo(theano.config.floatX).tiny
+    assert away[0, 0] <= -0.5 / tiny * (1 - 1e-5)  # exp(log(tiny)) ~ tiny
+
+
+@pytest.mark.parametrize('function, bad_eps', [
+    (D.log_bernoulli, 0.6), (D.log_bernoulli, 0.5), (D.log_bernoulli, -1e-6),
+    (D.log_bernoulli_logits, 1.0), (D.log_bernoulli_logits, 0.5),
+    (D.log_normal2, -1.0), (D.log_normal2, float('nan')),
+    (D.log_normal, float('inf')), (D.log_multinomial, -0.1)])
+def test_eps_out_of_range_is_refused_naming_the_function(function, bad_eps):
+    inputs = [T.matrix() for _ in
+              range(3 if function in (D.log_normal2, D.log_normal) else 2)]
+    with pytest.raises(ValueError,
+                       match='%s: eps must be' % function.__name__):
+        function(*inputs, eps=bad_eps)
+    with pytest.raises(TypeError, match='eps must be a number'):
+        function(*inputs, eps='1e-6')

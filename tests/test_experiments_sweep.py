@@ -36,7 +36,7 @@ def test_seed_lists():
     (['m2', '--resume'], '--resume is set by the sweep'),
     (['m2', '--models', 'ExactM2,NoSuchModel'], 'NoSuchModel'),
     (['m2', '--set', 'bs=fifty'], "invalid int value: 'fifty'"),
-    (['m2', '--workers', '0'], '--workers must be positive'),
+    (['m2', '--workers', '0'], '--workers must be an integer >= 1'),
     (['no_such_trainer'], "invalid choice: 'no_such_trainer'"),
 ])
 def test_bad_sweeps_stop_before_anything_runs(argv, message, tmp_path,

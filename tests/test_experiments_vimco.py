@@ -166,7 +166,7 @@ def test_defaults_are_the_original_examples():
 
 
 @pytest.mark.parametrize('argv,message', [
-    (['-iw_samples', '1'], 'at least 2'),
+    (['-iw_samples', '1'], '-iw_samples must be an integer >= 2'),
     (['--preset', 'burda'], 'unrecognized arguments: --preset'),
     (['-no_such_flag', '3'], 'unrecognized arguments: -no_such_flag'),
     (['--prior', 'uniform'], "invalid choice: 'uniform'"),

@@ -191,3 +191,23 @@ def test_bad_arguments_are_named():
         SampleLayer(l_a, l_a, eq_samples=T.fscalar())
     with pytest.raises(ValueError, match='matrix'):
         SampleLayer(InputLayer((None, 3, 2)), InputLayer((None, 3, 2)))
+
+
+@pytest.mark.parametrize('layer_class', [SampleLayer, BernoulliSampleLayer])
+def test_symbolic_counts_below_one_are_reported_when_the_function_runs(
+        layer_class):
+    eq, iw = T.iscalar('eq'), T.iscalar('iw')
+    mean = T.matrix('mean')
+    incoming = [InputLayer((None, 3), mean)] * \
+        (2 if layer_class is SampleLayer else 1)
+    layer = layer_class(*incoming, eq_samples=eq, iw_samples=iw, seed=3)
+    sample = theano.function([mean, eq, iw], get_output(layer))
+    means = floatx(np.full((2, 3), 0.5))
+    assert sample(means, 2, 3).shape == (12, 3)
+    for bad_eq, bad_iw, culprit in ((1, 0, 'iw_samples'),
+                                    (1, -4, 'iw_samples'),
+                                    (0, 5, 'eq_samples')):
+        with pytest.raises(AssertionError,
+                           match='%s: %s must be at least 1'
+                                 % (layer_class.__name__, culprit)):
+            sample(means, bad_eq, bad_iw)

@@ -6,11 +6,21 @@ keep their exact spelling (``-iw_samples``, ``-outfolder``, ``-bs``, ...)
 so old commands keep working; every other flag is double-dash kebab-case,
 and a meaning has one spelling in every trainer (vae_ssl's own spellings
 stay as aliases in the M2 trainer).
+
+Checks: :data:`ALLOWED` says, once for every trainer, what each numeric
+flag accepts; :func:`parse_args` applies it (and the checks of the output
+folder and of the checkpoint to resume from) before anything is loaded or
+compiled, so a bad value stops the run at once with a message naming the
+flag, the value and what is allowed.
 """
 import argparse
+import difflib
 import json
+import math
 import os
+import socket
 import sys
+import tempfile
 import time
 from collections import OrderedDict
 
@@ -18,10 +28,13 @@ import numpy as np
 import lasagne
 
 from .. import nonlinearities
-from .training import Run
+from .training import (CheckpointError, FolderInUseError, FolderLock, Run,
+                       atomic_write, remove_partial_writes, verify_checkpoint)
 
 __all__ = ['NONLINEARITIES', 'str2bool', 'number_list', 'argument_parser',
-           'add_run_flags', 'check_at_least', 'start_run', 'write_results']
+           'add_run_flags', 'Allowed', 'ALLOWED', 'flag_name', 'given_flags',
+           'check_args', 'check_outfolder', 'parse_args', 'start_run',
+           'write_results']
 
 #: Every ``-nonlin*`` / ``--nonlinearity`` choice, by name.
 NONLINEARITIES = OrderedDict([
@@ -66,10 +79,42 @@ def number_list(cast):
     return parse
 
 
+class _ExactFlagParser(argparse.ArgumentParser):
+    """An ArgumentParser that takes no abbreviated flags: Python 3.11's
+    ``allow_abbrev=False`` still lets single-dash flags be abbreviated
+    (``-nhid`` for ``-nhidden``), which let a preset silently override
+    what the user typed. An unknown flag gets close matches suggested."""
+
+    def _get_option_tuples(self, option_string):
+        # Called only for a flag that matched no option exactly: the prefix
+        # matches it would return are abbreviations.
+        return []
+
+    def parse_args(self, args=None, namespace=None):
+        args, unknown = self.parse_known_args(args, namespace)
+        if unknown:
+            hints = []
+            for token in unknown:
+                name = token.split('=', 1)[0]
+                if not name.startswith('-'):
+                    continue
+                options = sorted(self._option_string_actions)
+                matches = [o for o in options if o.startswith(name)] or \
+                    difflib.get_close_matches(name, options, 3)
+                if matches:
+                    hints.append('%s: did you mean %s?'
+                                 % (name, ' or '.join(matches)))
+            self.error('unrecognized arguments: %s%s' % (
+                ' '.join(unknown),
+                ' (flags cannot be abbreviated; %s)' % '; '.join(hints)
+                if hints else ''))
+        return args
+
+
 def argument_parser(description, epilog=None):
     """An ArgumentParser that shows every flag's default in ``--help``
     and takes no abbreviated flags (``-nhid`` is an error, not -nhidden)."""
-    return argparse.ArgumentParser(
+    return _ExactFlagParser(
         description=description, epilog=epilog, allow_abbrev=False,
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
 
@@ -117,26 +162,262 @@ def add_run_flags(parser, outfolder, seed=1234, checkpoint_every=10,
     return group
 
 
-def _flag_name(parser, dest):
+class Allowed(object):
+    """The values a numeric flag accepts: finite numbers (or integers) in a
+    range.
+
+    Parameters
+    ----------
+    low, high : number or None
+        The bounds (None: unbounded).
+    integer : bool
+    open_low, open_high : bool
+        Exclude the bound itself.
+    why : str
+        Appended to the description, e.g. '(the training images)'.
+
+    Example
+    -------
+    >>> Allowed(low=0, open_low=True).describe()
+    'a finite number > 0'
+    >>> Allowed(1, 60000, integer=True).accepts(0)
+    False
+    """
+
+    def __init__(self, low=None, high=None, integer=False, open_low=False,
+                 open_high=False, why=''):
+        self.low, self.high, self.integer = low, high, integer
+        self.open_low, self.open_high, self.why = open_low, open_high, why
+
+    def accepts(self, value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        if self.integer and not float(value).is_integer():
+            return False
+        if not math.isfinite(value):
+            return False
+        if self.low is not None and (value < self.low or
+                                     self.open_low and value == self.low):
+            return False
+        return self.high is None or not (
+            value > self.high or self.open_high and value == self.high)
+
+    def describe(self):
+        kind = 'an integer' if self.integer else 'a finite number'
+        low, high = _number(self.low), _number(self.high)
+        if self.low is not None and self.low == self.high:
+            text = '%s equal to %s' % (kind, low)
+        elif self.low is not None and self.high is not None:
+            text = '%s in %s%s, %s%s' % (
+                kind, '(' if self.open_low else '[', low, high,
+                ')' if self.open_high else ']')
+        elif self.low is not None:
+            text = '%s %s %s' % (kind, '>' if self.open_low else '>=', low)
+        elif self.high is not None:
+            text = '%s %s %s' % (kind, '<' if self.open_high else '<=', high)
+        else:
+            text = kind
+        return text + (' ' + self.why if self.why else '')
+
+    def narrowed(self, **changes):
+        """A copy with some attributes changed (a trainer's own limits)."""
+        copy = Allowed(self.low, self.high, self.integer, self.open_low,
+                       self.open_high, self.why)
+        for name, value in changes.items():
+            if not hasattr(copy, name):
+                raise TypeError('Allowed has no attribute %r' % name)
+            setattr(copy, name, value)
+        return copy
+
+
+def _number(value):
+    """Integers in full (a seed bound of 4294967294, not 4.29e+09)."""
+    if value is None:
+        return None
+    return '%d' % value if float(value).is_integer() else '%g' % value
+
+
+def _counts(low, *dests):
+    return {dest: Allowed(low, integer=True) for dest in dests}
+
+
+def _numbers(*dests, **bounds):
+    return {dest: Allowed(**bounds) for dest in dests}
+
+
+#: What every numeric flag of every trainer accepts, by argparse
+#: destination (one meaning, one spelling, one rule). A trainer narrows a
+#: rule with ``limits`` (e.g. a subset within its data set); list-valued
+#: flags (``-lambdas``, ``--layers``) apply the rule to each entry.
+ALLOWED = dict(
+    **_counts(1, 'eq_samples', 'iw_samples', 'batch_size', 'nepochs',
+              'eval_epoch', 'nhidden', 'nlatent', 'nlayers', 'eval_iw',
+              'final_iw', 'checkpoint_every', 'train_subset', 'eval_subset',
+              'iaf_hidden', 'ds', 'ph', 'qh', 'ql', 'mstride', 'nlpc',
+              'maxiters', 'layers', 'workers'),
+    **_counts(0, 'nflows', 'pl', 'al', 'zl', 'anneal_lr_epoch',
+              'decay_start_epoch'),
+    **_numbers('lr', 'adam_epsilon', 'sharpening', 'anneal_sharpening',
+               'anneal_cw', 'init_weight', low=0, open_low=True),
+    **_numbers('max_norm', 'clip_value', 'logit_clip', 'gn', why='(0: off)',
+               low=0),
+    **_numbers('noise_std', 'z_noise', 'cw', 'rv', 'max_minutes', 'lambdas',
+               low=0),
+    anneal_lr_factor=Allowed(0, 1, open_low=True),
+    idrop=Allowed(0, 1, open_high=True),
+    # numpy seeds are below 2**32, and Lasagne's generator gets seed + 1.
+    seed=Allowed(0, 2 ** 32 - 2, integer=True),
+)
+
+
+def flag_name(parser, dest):
+    """Every spelling of the flag of `dest`, e.g. '-batch_size/-bs'."""
     for action in parser._actions:
-        if action.dest == dest:
-            return action.option_strings[0]
+        if action.dest == dest and action.option_strings:
+            return '/'.join(action.option_strings)
     return dest
 
 
-def check_at_least(parser, args, minimum, names):
-    """Stop with a usage error naming the flag if any of `names` (argparse
-    destinations) is below `minimum` (None values are skipped)."""
-    for name in names:
-        value = getattr(args, name)
-        if value is not None and value < minimum:
-            parser.error('%s must be at least %s, got %r'
-                         % (_flag_name(parser, name), minimum, value))
+def given_flags(parser, argv):
+    """The destinations of the flags given in `argv`, whatever their
+    spelling (``-bs`` as well as ``-batch_size``, ``-nhidden=16``).
+
+    Example
+    -------
+    >>> given_flags(parser, ['-nhidden=16', '-lr', '0.1'])  # doctest: +SKIP
+    {'nhidden', 'lr'}
+    """
+    # argparse sets a default only where the namespace lacks the attribute,
+    # so every attribute still holding the marker was not given.
+    marker = object()
+    destinations = {action.dest for action in parser._actions
+                    if action.dest != argparse.SUPPRESS}
+    namespace = argparse.Namespace(**{dest: marker for dest in destinations})
+    parsed = parser.parse_args(argv, namespace)
+    return {dest for dest in destinations
+            if getattr(parsed, dest, marker) is not marker}
+
+
+def check_args(parser, args, limits=None):
+    """Stop with a usage error naming the flag, the value and what is
+    allowed if any numeric flag is outside :data:`ALLOWED` (narrowed by
+    `limits`). None values (flags left unset) are skipped.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+    args : argparse.Namespace
+    limits : dict, optional
+        Destination -> dict of :meth:`Allowed.narrowed` changes, or an
+        :class:`Allowed`: the trainer's own bounds, e.g.
+        ``{'train_subset': dict(high=60000, why='(the training images)')}``.
+    """
+    limits = limits or {}
+    unknown = set(limits) - set(ALLOWED)
+    if unknown:
+        raise ValueError('no rule to narrow for %s' % sorted(unknown))
+    for dest in sorted(ALLOWED):
+        value = getattr(args, dest, None)
+        if value is None:
+            continue
+        allowed = limits.get(dest, {})
+        if not isinstance(allowed, Allowed):
+            allowed = ALLOWED[dest].narrowed(**allowed)
+        if isinstance(value, (list, tuple)):
+            for item in value:
+                if not allowed.accepts(item):
+                    parser.error('every entry of %s must be %s, got %r in %s'
+                                 % (flag_name(parser, dest),
+                                    allowed.describe(), item, value))
+        elif not allowed.accepts(value):
+            parser.error('%s must be %s, got %r' % (
+                flag_name(parser, dest), allowed.describe(), value))
+
+
+def check_outfolder(parser, folder):
+    """Stop with a usage error if `folder` cannot take a run's files: it
+    is a file, or it cannot be created or written. Creates it."""
+    problem = None
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        problem = 'exists and is not a folder'
+    else:
+        try:
+            os.makedirs(folder, exist_ok=True)
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError as error:
+            problem = 'is not writable (%s)' % (error.strerror or error)
+    if problem:
+        parser.error('-outfolder %s %s' % (folder, problem))
+
+
+def parse_args(parser, argv, limits=None, preset=None, outfolder=None,
+               check=None):
+    """Parse `argv` and check every setting before anything is loaded or
+    compiled: the numeric flags (:func:`check_args`), the output folder
+    (writable, or creatable) and, with ``--resume``, the checkpoint.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        Built with :func:`argument_parser` and :func:`add_run_flags`.
+    argv : list of str
+    limits : dict or callable(args) -> dict, optional
+        The trainer's narrowed rules, see :func:`check_args`.
+    check : callable(parser, args), optional
+        The trainer's own constraints between flags; it reports with
+        ``parser.error``.
+    preset : callable(args, given), optional
+        Fills in a preset's values; `given` is the set of destinations the
+        command line set (:func:`given_flags`), which a preset must keep.
+        Its return value is returned too.
+    outfolder : callable(args) -> str, optional
+        The output folder when ``-outfolder`` was not given.
+
+    Returns
+    -------
+    args, or (args, what `preset` returned) when a preset is given.
+
+    Example
+    -------
+    >>> args = parse_args(vae_argument_parser('IWAE'), ['-lr', '-0.01'])
+    ... # doctest: +SKIP
+    usage: ...
+    error: -lr must be a finite number > 0, got -0.01
+    """
+    args = parser.parse_args(argv)
+    extra = None
+    if preset is not None:
+        extra = preset(args, given_flags(parser, argv))
+    check_args(parser, args, limits(args) if callable(limits) else limits)
+    if check is not None:
+        check(parser, args)
+    if getattr(args, 'outfolder', None) is None and outfolder is not None:
+        args.outfolder = outfolder(args)
+    if getattr(args, 'data_dir', None) and os.path.exists(args.data_dir) \
+            and not os.path.isdir(args.data_dir):
+        parser.error('--data-dir %s is not a folder' % args.data_dir)
+    if getattr(args, 'outfolder', None) is not None:
+        check_outfolder(parser, args.outfolder)
+        if getattr(args, 'resume', False):
+            try:
+                verify_checkpoint(os.path.join(args.outfolder,
+                                               'checkpoint.npz'))
+            except CheckpointError as error:
+                parser.exit(2, '%s: error: --resume: %s\n'
+                            % (parser.prog, error))
+    return args if preset is None else (args, extra)
 
 
 def start_run(args, argv, extra_header=''):
-    """Seed the random generators, make the output folder and describe the
+    """Take the output folder, seed the random generators and describe the
     run: the start-up every trainer shares.
+
+    The folder's :class:`~parmesan.experiments.training.FolderLock` is
+    taken first: if another live run holds it, this one stops at once
+    (exit status 2) with a message naming that run; a lock a killed run
+    left is taken over. Then the temporary files of writes that a kill
+    interrupted are removed.
 
     numpy's RandomState(seed) drives the data pipeline (batches,
     binarisation) and Lasagne's generator, RandomState(seed + 1), the
@@ -153,23 +434,45 @@ def start_run(args, argv, extra_header=''):
 
     Returns
     -------
-    :class:`parmesan.experiments.training.Run`
+    :class:`parmesan.experiments.training.Run`, holding the folder's lock
+    until its ``close()`` (use it in a ``with`` statement).
     """
+    command = ' '.join([os.path.basename(sys.argv[0])] + list(argv))
+    lock = FolderLock(args.outfolder)
+    try:
+        stale = lock.acquire({
+            'pid': os.getpid(), 'host': socket.gethostname(),
+            'started': time.strftime('%Y-%m-%d %H:%M:%S'),
+            'command': command})
+    except FolderInUseError as error:
+        sys.stderr.write('%s: error: %s\n' % (os.path.basename(sys.argv[0]),
+                                              error))
+        raise SystemExit(2)
+    notes = []
+    if stale is not None:
+        notes.append('took over the lock of a run that ended without '
+                     'releasing it (killed?): %s' % FolderLock.describe(stale))
+    removed = remove_partial_writes(args.outfolder)
+    if removed:
+        notes.append('removed %d temporary file(s) of interrupted writes '
+                     '(%s; %d bytes)' % (
+                         len(removed), ', '.join(name for name, _ in removed),
+                         sum(size for _, size in removed)))
     rng = np.random.RandomState(args.seed)
     lasagne.random.set_rng(np.random.RandomState(args.seed + 1))
-    os.makedirs(args.outfolder, exist_ok=True)
     header = 'command: %s\nsettings: %s' % (
-        ' '.join([os.path.basename(sys.argv[0])] + list(argv)),
-        json.dumps(vars(args), sort_keys=True))
+        command, json.dumps(vars(args), sort_keys=True))
     if extra_header:
         header += '\n' + extra_header
     deadline = None if args.max_minutes is None else \
         time.time() + 60 * args.max_minutes
     return Run(args.outfolder, rng, header, resume=args.resume,
-               checkpoint_every=args.checkpoint_every, deadline=deadline)
+               checkpoint_every=args.checkpoint_every, deadline=deadline,
+               lock=lock, notes=notes)
 
 
 def write_results(outfolder, results):
-    """Write the results dict to OUTFOLDER/results.json."""
-    with open(os.path.join(outfolder, 'results.json'), 'w') as stream:
-        json.dump(results, stream, indent=2)
+    """Write the results dict to OUTFOLDER/results.json, atomically."""
+    text = json.dumps(results, indent=2)
+    atomic_write(os.path.join(outfolder, 'results.json'),
+                 lambda stream: stream.write(text), 'w')

@@ -41,14 +41,15 @@ from ..layers import (DecoderNormalizeLayer, DenoiseLayer,
                       ListIndexLayer, NormalizeLayer, ScaleAndShiftLayer)
 from ..updates import linear_decay_schedule
 from .cli import (NONLINEARITIES, add_run_flags, argument_parser,
-                  check_at_least, number_list, start_run, write_results)
+                  number_list, parse_args, start_run, write_results)
 from .evaluation import classification_error, collect_statistics
 from .model import ExperimentModel
 from .plotting import plot_history
 from .training import check_finite, fit, progress, semi_supervised_batches
 
 __all__ = ['COMBINATORS', 'PAPER_TEST_ERROR', 'LadderNetwork',
-           'select_labelled', 'ladder_argument_parser', 'load_data', 'run']
+           'select_labelled', 'ladder_argument_parser', 'load_data', 'run',
+           'parse_run_args']
 
 #: The combinators g(u, z) of the decoder, by their ``-combinator`` name.
 COMBINATORS = OrderedDict([('gauss', GaussianDenoiseLayer),
@@ -504,9 +505,8 @@ def load_data(args):
 
 
 def _check_args(parser, args):
-    check_at_least(parser, args, 1, ('nepochs', 'batch_size', 'eval_epoch',
-                                     'checkpoint_every'))
-    check_at_least(parser, args, 2, ('train_subset',))
+    """The ladder's own constraints; the ranges of the numeric flags are
+    checked by :func:`parmesan.experiments.cli.parse_args`."""
     if args.layers[0] != 784:
         parser.error('--layers must start with the 784 MNIST pixels, got %d'
                      % args.layers[0])
@@ -517,8 +517,18 @@ def _check_args(parser, args):
         parser.error('-lambdas has %d entries but --layers %d; give one '
                      'weight per layer, input first'
                      % (len(args.lambdas), len(args.layers)))
-    if args.noise_std < 0:
-        parser.error('--noise-std must be >= 0')
+    if args.labels != 'all' and args.train_subset is not None and \
+            int(args.labels) > args.train_subset:
+        parser.error('--labels %s needs at least as many training images, '
+                     'got --train-subset %d' % (args.labels,
+                                                args.train_subset))
+
+
+def _limits(args):
+    """--train-subset stays within the training set of --train-set."""
+    return {'train_subset': dict(
+        low=2, high=60000 if args.train_set == '60k' else 50000,
+        why='(the training images of --train-set %s)' % args.train_set)}
 
 
 def _epoch_trainer(train, names, x_train, t_train, labelled_indices,
@@ -527,14 +537,14 @@ def _epoch_trainer(train, names, x_train, t_train, labelled_indices,
         batches = list(semi_supervised_batches(
             len(x_train), labelled_indices, batch_size, rng))
         sums = np.zeros(len(names))
-        for unlabelled, labelled in progress(batches, len(batches),
-                                             'epoch %d' % epoch):
+        for index, (unlabelled, labelled) in enumerate(progress(
+                batches, len(batches), 'epoch %d' % epoch)):
             x_batch = np.concatenate([x_train[labelled],
                                       x_train[unlabelled]])
             sums += check_finite(
-                np.array(train(x_batch, t_train[labelled],
-                               np.int32(len(labelled)))),
-                'the training cost in epoch %d' % epoch)
+                train(x_batch, t_train[labelled], np.int32(len(labelled))),
+                'epoch %d, batch %d of %d' % (epoch, index + 1, len(batches)),
+                ['train_' + name for name in names])
         means = sums / len(batches)
         return OrderedDict(('train_' + name, float(value))
                            for name, value in zip(names, means))
@@ -577,17 +587,25 @@ def run(argv=None, description='Ladder network on MNIST.'):
     ... # doctest: +SKIP
     """
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = ladder_argument_parser(description)
-    args = parser.parse_args(argv)
-    _check_args(parser, args)
-    run_folder = start_run(args, argv)
+    args = parse_run_args(argv, description)
+    with start_run(args, argv) as run_folder:
+        return _train_ladder(args, run_folder)
+
+
+def parse_run_args(argv, description='Ladder network on MNIST.'):
+    """The flags of :func:`run`, parsed and checked without training."""
+    return parse_args(ladder_argument_parser(description), argv,
+                      limits=_limits, check=_check_args)
+
+
+def _train_ladder(args, run_folder):
     rng = run_folder.rng
     data = load_data(args)
     x_train, t_train = data['x_train'], data['t_train']
     try:
         labelled_indices = select_labelled(t_train, args.labels, args.seed)
     except ValueError as error:
-        parser.error(str(error))
+        sys.exit('--labels: %s' % error)
     run_folder.header += '\nlabelled rows: %d of %d' % (
         len(labelled_indices), len(x_train))
 

@@ -86,16 +86,17 @@ from ..layers import (ClipLayer, DropoutCorruptionLayer,
 from ..layers.sample import draw_seed
 from ..updates import (adam_with_clipping, floored_decay_schedule,
                        linear_warmup)
-from .cli import (add_run_flags, argument_parser, check_at_least,
-                  start_run, str2bool, write_results)
+from .cli import (add_run_flags, argument_parser, parse_args, start_run,
+                  str2bool, write_results)
 from .evaluation import collect_statistics
 from .model import ExperimentModel
 from .plotting import plot_history, plot_per_latent, save_image_grid
 from .training import (check_finite, fit, iterate_minibatches, progress,
                        semi_supervised_batches)
 
-__all__ = ['MODELS', 'VAE_SSL_VALID_ACCURACY', 'maxout_block', 'M2Model',
-           'm2_argument_parser', 'load_data', 'build_model', 'run']
+__all__ = ['MODELS', 'VAE_SSL_VALID_ACCURACY', 'LIMITS', 'maxout_block',
+           'M2Model', 'm2_argument_parser', 'default_outfolder',
+           'parse_run_args', 'load_data', 'build_model', 'run']
 
 #: The ``-model`` choices.
 MODELS = ('ExactM2', 'GumbelSoftmaxM2', 'STGumbelSoftmaxM2',
@@ -652,20 +653,29 @@ def m2_argument_parser(description='Train an M2 model on MNIST.'):
     return parser
 
 
-def _check_args(parser, args):
-    check_at_least(parser, args, 1, (
-        'ds', 'ph', 'qh', 'ql', 'mstride', 'batch_size', 'nepochs', 'nlpc',
-        'eval_epoch', 'checkpoint_every', 'maxiters', 'train_subset',
-        'eval_subset'))
-    check_at_least(parser, args, 0, ('pl', 'al', 'zl'))
-    for name, flag in (('sharpening', '-sharpening'),
-                       ('anneal_sharpening', '--anneal-sharpening'),
-                       ('anneal_cw', '--anneal-cw')):
-        if not getattr(args, name) > 0:
-            parser.error('%s must be positive, got %r'
-                         % (flag, getattr(args, name)))
-    if not 0 <= args.idrop < 1:
-        parser.error('-idrop must be in [0, 1), got %r' % args.idrop)
+#: This trainer's bounds beyond :data:`parmesan.experiments.cli.ALLOWED`.
+LIMITS = {
+    'train_subset': dict(high=50000, why='(the training images)'),
+    'eval_subset': dict(high=10000, why='(the validation and test images)'),
+    # The labels are drawn with RandomState(10 * seed), below 2**32.
+    'seed': dict(high=(2 ** 32 - 1) // 10, why='(the labels are drawn with '
+                 'RandomState(10 * seed))'),
+}
+
+
+def default_outfolder(args):
+    """results/m2/<model>_seed<seed>, when -outfolder is not given."""
+    return os.path.join('results', 'm2', '%s_seed%d' % (args.model,
+                                                        args.seed))
+
+
+def parse_run_args(argv, description='Train an M2 model on MNIST with 100 '
+                   'labels.'):
+    """The flags of :func:`run`, parsed and checked without training (see
+    :func:`parmesan.experiments.cli.parse_args`); fills in the default
+    output folder."""
+    return parse_args(m2_argument_parser(description), argv, LIMITS,
+                      outfolder=default_outfolder)
 
 
 def load_data(args):
@@ -719,14 +729,14 @@ def _epoch_trainer(train, names, args, data, rng):
             len(images), labelled, args.batch_size, rng,
             labelled_draw='with_replacement'))[:args.maxiters]
         sums = np.zeros(len(names))
-        for rows_u, rows_l in progress(batches, len(batches),
-                                       'epoch %d' % epoch):
+        for index, (rows_u, rows_l) in enumerate(progress(
+                batches, len(batches), 'epoch %d' % epoch)):
             inputs = [_binarize(x_train[rows_l], rng), t_train[rows_l]]
             if not is_mlp:
                 inputs.insert(0, images[rows_u])
-            values = np.array(train(*inputs), dtype=np.float64)
-            sums += check_finite(values, 'the training loss in epoch %d'
-                                 % epoch)
+            values = check_finite(train(*inputs), 'epoch %d, batch %d of %d'
+                                  % (epoch, index + 1, len(batches)), names)
+            sums += values
         row = OrderedDict(('train_' + key, float(value))
                           for key, value in zip(names, sums / len(batches)))
         if not is_mlp:
@@ -815,13 +825,12 @@ def run(argv=None, description='Train an M2 model on MNIST with 100 labels.'):
     ... # doctest: +SKIP
     """
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = m2_argument_parser(description)
-    args = parser.parse_args(argv)
-    _check_args(parser, args)
-    if args.outfolder is None:
-        args.outfolder = os.path.join('results', 'm2', '%s_seed%d'
-                                      % (args.model, args.seed))
-    run_folder = start_run(args, argv)
+    args = parse_run_args(argv, description)
+    with start_run(args, argv) as run_folder:
+        return _train_m2(args, run_folder)
+
+
+def _train_m2(args, run_folder):
     data = load_data(args)
     run_folder.header += '\nlabelled rows: %s' % data['labelled'].tolist()
 

@@ -30,12 +30,13 @@ import json
 import math
 import os
 import sys
+import tempfile
 import time
 from collections import OrderedDict
 
 import numpy as np
 
-from .cli import argument_parser
+from .cli import argument_parser, check_args
 from .trainers import TRAINERS, get_trainer
 
 __all__ = ['parse_seeds', 'sweep_argument_parser', 'plan_sweep',
@@ -208,16 +209,22 @@ def plan_sweep(args, flags, error):
                                                'sweep_' + trainer.name)
     plan = SweepPlan(trainer, outfolder, settings, args.seeds, list(flags),
                      options)
-    for setting, seed in plan.runs():
-        argv = plan.argv(setting, seed)
-        try:
-            parser.parse_args(argv)
-        except SystemExit:
-            error('the run %s seed %d would not start: its flags %s are '
-                  'refused by %s (message above)'
-                  % (plan.label(setting), seed, ' '.join(argv),
-                     trainer.name))
+    # Each run's flags are checked by its trainer now; a throwaway folder
+    # keeps the check from making run folders for a sweep that is refused.
+    with tempfile.TemporaryDirectory() as scratch:
+        for setting, seed in plan.runs():
+            _check_run(trainer, plan, setting, seed, scratch, error)
     return plan
+
+
+def _check_run(trainer, plan, setting, seed, scratch, error):
+    argv = plan.argv(setting, seed)
+    try:
+        trainer.parse_args(argv + ['-outfolder', scratch])
+    except SystemExit:
+        error('the run %s seed %d would not start: its flags %s are '
+              'refused by %s (message above)'
+              % (plan.label(setting), seed, ' '.join(argv), trainer.name))
 
 
 def _dest_of(parser, option):
@@ -489,11 +496,7 @@ def main(argv=None):
     args, flags = parser.parse_known_args(argv)
     if flags and flags[0] == '--':
         flags = flags[1:]
-    for bad, check in (('--workers', args.workers < 1),
-                       ('--max-minutes', args.max_minutes is not None and
-                        not args.max_minutes > 0)):
-        if check:
-            parser.error('%s must be positive' % bad)
+    check_args(parser, args, {'max_minutes': dict(open_low=True)})
     plan = plan_sweep(args, flags, parser.error)
     failed = []
     if not args.summary_only:

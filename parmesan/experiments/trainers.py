@@ -46,6 +46,12 @@ class Trainer(namedtuple('Trainer', [
         return self._module().run(argv, description=self.description,
                                   **self.options)
 
+    def parse_args(self, argv):
+        """Parse and check `argv` as :meth:`run` would, without running:
+        a usage error (SystemExit) names a refused flag."""
+        return self._module().parse_run_args(
+            argv, description=self.description, **self.options)
+
     def argument_parser(self):
         """The trainer's ``argparse.ArgumentParser``, with its defaults."""
         return getattr(self._module(), self.parser)(self.description,

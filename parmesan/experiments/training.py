@@ -1,5 +1,6 @@
 """The training loop every trainer shares: mini-batches, logs, atomic
-checkpoints with exact resume, a NaN guard and a progress display.
+checkpoints with exact resume, a NaN guard, the lock that gives an output
+folder to one run, and a progress display.
 
 A trainer compiles its Theano functions, then hands :func:`fit` a function
 that runs one epoch and, optionally, one that evaluates. :func:`fit` owns
@@ -8,19 +9,26 @@ functions use (parameters, optimiser moments, the noise streams of the
 sample layers, batch-norm statistics, the learning rate) and the numpy
 random state, so ``--resume`` continues to the identical state.
 """
+import atexit
+import errno
+import fcntl
 import json
-import math
 import os
+import re
 import sys
 import tempfile
 import time
+import zipfile
 from collections import OrderedDict
 
 import numpy as np
 
 __all__ = ['iterate_minibatches', 'semi_supervised_batches', 'shared_state',
-           'save_checkpoint', 'load_checkpoint', 'NonFiniteError',
-           'check_finite', 'TrainingLog', 'progress', 'Run', 'fit']
+           'save_checkpoint', 'load_checkpoint', 'verify_checkpoint',
+           'CheckpointError', 'CheckpointWriteError', 'NonFiniteError',
+           'check_finite', 'atomic_write', 'remove_partial_writes',
+           'FolderInUseError', 'FolderLock', 'TrainingLog', 'progress', 'Run',
+           'fit']
 
 
 def iterate_minibatches(num_examples, batch_size, rng=None, drop_last=False):
@@ -126,20 +134,88 @@ def shared_state(functions):
     return list(seen.values())
 
 
-def _atomic_write(path, write):
+#: Temporary files of :func:`atomic_write`: ``.<target>.<random>.tmp``
+#: (and ``tmp<random>.tmp``, as earlier versions named them).
+_PARTIAL_WRITE = re.compile(r'^(\..+\.[a-z0-9_]{8}|tmp[a-z0-9_]{8})\.tmp$')
+
+
+def atomic_write(path, write, mode='wb'):
+    """Write a file so that a crash or a full disk never leaves a partial
+    one at `path`: `write(stream)` fills a temporary file beside it, which
+    then replaces `path` in one step.
+
+    Parameters
+    ----------
+    path : str
+    write : callable(stream)
+    mode : 'wb' or 'w'
+
+    Raises
+    ------
+    OSError
+        Naming `path` (the temporary file is removed; whatever was at
+        `path` before is untouched).
+
+    Example
+    -------
+    >>> atomic_write('results.json', lambda f: f.write('{}'), 'w')
+    ... # doctest: +SKIP
+    """
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=folder, suffix='.tmp')
+    handle, temporary = tempfile.mkstemp(
+        dir=folder, prefix='.%s.' % os.path.basename(path), suffix='.tmp')
     try:
-        with os.fdopen(handle, 'wb') as stream:
+        with os.fdopen(handle, mode) as stream:
             write(stream)
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
         if os.path.exists(temporary):
             os.remove(temporary)
+        if isinstance(error, OSError):
+            raise OSError(error.errno, 'could not write %s: %s' % (
+                path, error.strerror or error)) from error
         raise
+
+
+def remove_partial_writes(folder):
+    """Remove the temporary files that writes interrupted by a kill left
+    in `folder`; call it only while no other process writes there (with
+    the folder's :class:`FolderLock` held).
+
+    Returns
+    -------
+    list of (file name, size in bytes) removed.
+    """
+    removed = []
+    if not os.path.isdir(folder):
+        return removed
+    for name in sorted(os.listdir(folder)):
+        path = os.path.join(folder, name)
+        if _PARTIAL_WRITE.match(name) and os.path.isfile(path):
+            removed.append((name, os.path.getsize(path)))
+            os.remove(path)
+    return removed
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be read (truncated, corrupt, not one) or was
+    written by a model of other settings."""
+
+
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (a full disk, a lost folder); the
+    previous one is intact."""
+
+
+def _checkpoint_epoch(path):
+    try:
+        with np.load(path) as stored:
+            return json.loads(str(stored['meta']))['epoch']
+    except Exception:
+        return None
 
 
 def save_checkpoint(path, variables, rng, epoch, history):
@@ -152,6 +228,12 @@ def save_checkpoint(path, variables, rng, epoch, history):
     rng : numpy RandomState of the data pipeline
     epoch : int, the last finished epoch
     history : list of dicts, the log rows so far
+
+    Raises
+    ------
+    CheckpointWriteError
+        Naming the path and the cause (e.g. a full disk) and saying which
+        checkpoint is still in place.
     """
     arrays = {'var_%04d' % i: v.get_value(borrow=False)
               for i, v in enumerate(variables)}
@@ -159,31 +241,76 @@ def save_checkpoint(path, variables, rng, epoch, history):
             'names': [str(v.name) for v in variables],
             'rng': _rng_to_json(rng.get_state())}
     arrays['meta'] = np.array(json.dumps(meta))
-    _atomic_write(path, lambda stream: np.savez(stream, **arrays))
+    try:
+        atomic_write(path, lambda stream: np.savez(stream, **arrays))
+    except OSError as error:
+        previous = _checkpoint_epoch(path)
+        kept = 'the previous checkpoint there (after epoch %d) is intact' \
+            % previous if previous is not None else 'no earlier checkpoint ' \
+            'exists'
+        cause = error.__cause__ or error
+        raise CheckpointWriteError(
+            error.errno, 'could not write the checkpoint of epoch %d to %s '
+            '(%s); %s. Free some space and rerun with --resume.'
+            % (epoch, path, getattr(cause, 'strerror', None) or cause,
+               kept)) from error
+
+
+def _read_checkpoint(path):
+    """(meta, arrays) of a checkpoint, every member read (so a corrupt or
+    truncated file fails here, by its CRC or its size)."""
+    try:
+        with np.load(path) as stored:
+            meta = json.loads(str(stored['meta']))
+            arrays = [stored['var_%04d' % i]
+                      for i in range(len(meta['names']))]
+    except FileNotFoundError:
+        raise CheckpointError('no checkpoint at %s' % path)
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError,
+            TypeError) as error:
+        raise CheckpointError(
+            'the checkpoint %s cannot be read (%s: %s): it is truncated or '
+            'corrupt. Restore a good copy, or move it away and start afresh '
+            '(without --resume).' % (path, type(error).__name__, error))
+    return meta, arrays
+
+
+def verify_checkpoint(path):
+    """Read a whole checkpoint without using it; return its epoch.
+
+    Raises
+    ------
+    CheckpointError
+        Naming the path when it is missing, truncated or corrupt.
+    """
+    meta, _ = _read_checkpoint(path)
+    return meta['epoch']
 
 
 def load_checkpoint(path, variables, rng):
     """Restore what :func:`save_checkpoint` wrote; return (epoch, history).
 
-    Raises ValueError naming the checkpoint if it was written by a model of
-    a different configuration.
+    Raises
+    ------
+    CheckpointError
+        Naming the checkpoint if it cannot be read or was written by a
+        model of a different configuration.
     """
-    with np.load(path) as stored:
-        meta = json.loads(str(stored['meta']))
-        if len(meta['names']) != len(variables):
-            raise ValueError(
-                'checkpoint %s holds %d variables but this model has %d: it '
-                'was written with other settings' % (path, len(meta['names']),
-                                                    len(variables)))
-        values = [stored['var_%04d' % i] for i in range(len(variables))]
+    meta, values = _read_checkpoint(path)
+    if len(meta['names']) != len(variables):
+        raise CheckpointError(
+            'checkpoint %s holds %d variables but this model has %d: it '
+            'was written with other settings' % (path, len(meta['names']),
+                                                len(variables)))
     for variable, value, name in zip(variables, values, meta['names']):
         current = variable.get_value(borrow=True)
         if np.shape(current) != value.shape:
-            raise ValueError(
+            raise CheckpointError(
                 'checkpoint %s: variable %s has shape %s, the model expects '
                 '%s; it was written with other settings'
                 % (path, name, value.shape, np.shape(current)))
-        variable.set_value(value.astype(current.dtype))
+    for variable, value in zip(variables, values):
+        variable.set_value(value.astype(variable.get_value(borrow=True).dtype))
     rng.set_state(_rng_from_json(meta['rng']))
     return meta['epoch'], meta['history']
 
@@ -200,14 +327,41 @@ def _rng_from_json(state):
 
 
 class NonFiniteError(FloatingPointError):
-    """A loss or bound became NaN or infinite."""
+    """A loss, bound or evaluated number became NaN or infinite."""
 
 
-def check_finite(value, what):
-    """Raise :class:`NonFiniteError` naming `what` if `value` is not finite."""
-    if not np.all(np.isfinite(value)):
-        raise NonFiniteError('%s is %s' % (what, value))
-    return value
+def check_finite(values, where, names=None):
+    """Return `values` if every one is finite, else raise
+    :class:`NonFiniteError` naming the culprits.
+
+    Parameters
+    ----------
+    values : number or array of numbers
+    where : str
+        Where they were computed, e.g. ``'epoch 3, batch 17 of 40'``.
+    names : sequence of str, optional
+        One name per value (e.g. the training function's outputs).
+
+    Example
+    -------
+    >>> check_finite([1.0, float('nan')], 'epoch 3', ['loss', 'kl'])
+    Traceback (most recent call last):
+    ...
+    NonFiniteError: epoch 3: kl = nan
+    """
+    values = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(values)
+    if np.all(finite):
+        return values
+    if names is None or len(names) != values.size:
+        names = ['value %d' % i for i in range(values.size)] \
+            if values.ndim else ['the value']
+    culprits = ', '.join('%s = %s' % (name, value) for name, value, ok in
+                         zip(names, values.ravel(), finite.ravel()) if not ok)
+    raise NonFiniteError('%s: %s' % (where, culprits))
+
+
+_ROW = re.compile(r'^epoch (\d+)  ')
 
 
 class TrainingLog(object):
@@ -218,19 +372,52 @@ class TrainingLog(object):
     ----------
     folder : str
     header : str, optional
-        Written at the top of ``log.txt`` (for instance the command line).
+        Written at the top of ``log.txt`` (for instance the command line);
+        when resuming, after the resume message.
     append : bool
         Continue existing files (when resuming).
+    history : list of dicts, optional
+        With `append`: the rows of the checkpoint resumed from. The logs
+        are cut back to them first, so rows of epochs that ran after that
+        checkpoint, before an interruption, do not appear twice.
     """
 
-    def __init__(self, folder, header=None, append=False):
+    def __init__(self, folder, header=None, append=False, history=None):
         os.makedirs(folder, exist_ok=True)
+        self.text_path = os.path.join(folder, 'log.txt')
+        self.rows_path = os.path.join(folder, 'log.jsonl')
+        self.dropped = self._cut_back(history or []) if append else []
         mode = 'a' if append else 'w'
-        self.text = open(os.path.join(folder, 'log.txt'), mode)
-        self.rows = open(os.path.join(folder, 'log.jsonl'), mode)
+        self.text = open(self.text_path, mode)
+        self.rows = open(self.rows_path, mode)
         if header and not append:
             self.text.write(header.rstrip('\n') + '\n')
             self.text.flush()
+        self.header = header
+
+    def _cut_back(self, history):
+        """Rewrite the logs to hold exactly `history`; return the epochs of
+        the rows dropped from ``log.txt``."""
+        last = history[-1]['epoch'] if history else 0
+        atomic_write(self.rows_path, lambda stream: stream.writelines(
+            json.dumps(row) + '\n' for row in history), 'w')
+        if not os.path.exists(self.text_path):
+            return []
+        with open(self.text_path) as stream:
+            lines = stream.readlines()
+        if lines and not lines[-1].endswith('\n'):
+            lines.pop()  # cut short by the interruption
+        kept, dropped = [], []
+        for line in lines:
+            match = _ROW.match(line)
+            if dropped or (match and int(match.group(1)) > last):
+                if match:
+                    dropped.append(int(match.group(1)))
+                continue
+            kept.append(line)
+        atomic_write(self.text_path, lambda stream: stream.writelines(kept),
+                     'w')
+        return dropped
 
     def write(self, row):
         parts = []
@@ -253,8 +440,122 @@ class TrainingLog(object):
         self.text.flush()
 
     def close(self):
-        self.text.close()
-        self.rows.close()
+        for stream in (self.text, self.rows):
+            try:
+                stream.close()
+            except OSError:
+                # Every line is flushed when written, so only a line whose
+                # flush already failed (a full disk) can be pending: that
+                # failure was raised then; do not mask it now.
+                pass
+
+
+class FolderInUseError(RuntimeError):
+    """Another run that is still alive holds the output folder."""
+
+
+class FolderLock(object):
+    """Gives an output folder to one run at a time.
+
+    The lock is an exclusive ``flock`` on ``FOLDER/run.lock``, which holds
+    the holder's pid, host, start time and command. The kernel drops the
+    flock when its process ends, however it ends, so a lock left by a
+    killed run is stale by construction: the next run takes it over (and
+    hears whose it was).
+
+    Parameters
+    ----------
+    folder : str
+
+    Example
+    -------
+    >>> lock = FolderLock('results/demo')
+    >>> lock.acquire({'command': 'demo'})        # None: nobody held it
+    >>> lock.release()
+    """
+
+    NAME = 'run.lock'
+
+    def __init__(self, folder):
+        self.folder = folder
+        self.path = os.path.join(folder, self.NAME)
+        self._handle = None
+
+    def acquire(self, holder):
+        """Take the lock, writing `holder` (a JSON-able dict) into it.
+
+        Returns
+        -------
+        The holder description a killed run left behind (its lock was
+        stale), or None.
+
+        Raises
+        ------
+        FolderInUseError
+            Naming the live holder.
+        """
+        os.makedirs(self.folder, exist_ok=True)
+        while True:
+            handle = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as error:
+                previous = _read_holder(handle)
+                os.close(handle)
+                if error.errno not in (errno.EWOULDBLOCK, errno.EACCES):
+                    raise
+                raise FolderInUseError(
+                    'the output folder %s is in use by another run (%s). '
+                    'Wait for it to finish, stop it, or choose another '
+                    '-outfolder.' % (self.folder, self.describe(previous)))
+            # Its holder may have released and removed the file between our
+            # open and our flock: then this lock is on an orphan; retry.
+            try:
+                same = os.path.samestat(os.stat(self.path),
+                                        os.fstat(handle))
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(handle)
+        stale = _read_holder(handle)
+        os.ftruncate(handle, 0)
+        os.pwrite(handle, json.dumps(holder).encode('utf-8'), 0)
+        os.fsync(handle)
+        self._handle = handle
+        atexit.register(self.release)
+        return stale
+
+    @staticmethod
+    def describe(holder):
+        """A holder's description as a phrase for messages."""
+        if not isinstance(holder, dict):
+            return repr(holder)
+        return 'pid %s on %s, started %s: %s' % (
+            holder.get('pid'), holder.get('host'), holder.get('started'),
+            holder.get('command'))
+
+    def release(self):
+        """Remove the lock file and drop the lock (idempotent)."""
+        if self._handle is None:
+            return
+        try:
+            os.remove(self.path)
+        except FileNotFoundError:
+            pass
+        os.close(self._handle)
+        self._handle = None
+        atexit.unregister(self.release)
+
+
+def _read_holder(handle):
+    text = os.pread(handle, 1 << 16, 0).decode('utf-8', 'replace').strip()
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
 def progress(iterable, total, description='', stream=None, min_seconds=2.0):
@@ -288,6 +589,8 @@ class Run(object):
     """What :func:`fit` needs of a run besides the model: its folder, the
     data pipeline's random state, and how to log, checkpoint and stop.
 
+    Used as a context manager it releases its folder's lock at the end.
+
     Parameters
     ----------
     outfolder : str
@@ -303,22 +606,32 @@ class Run(object):
     deadline : float, optional
         A ``time.time()`` after which training stops at the end of the
         running epoch, with a checkpoint.
+    lock : :class:`FolderLock`, optional
+        The folder's lock, held; released by :meth:`close`.
+    notes : list of str, optional
+        Lines for the log about the start (a stale lock taken over,
+        leftovers removed).
 
     Example
     -------
-    >>> run = Run('results/demo', np.random.RandomState(1), 'demo run')
-    >>> run.checkpoint
+    >>> with Run('results/demo', np.random.RandomState(1), 'demo') as run:
+    ...     run.checkpoint
     'results/demo/checkpoint.npz'
     """
 
     def __init__(self, outfolder, rng, header='', resume=False,
-                 checkpoint_every=10, deadline=None):
+                 checkpoint_every=10, deadline=None, lock=None, notes=()):
+        if checkpoint_every < 1:
+            raise ValueError('checkpoint_every must be at least 1, got %r'
+                             % (checkpoint_every,))
         self.outfolder = outfolder
         self.rng = rng
         self.header = header
         self.resume = resume
         self.checkpoint_every = checkpoint_every
         self.deadline = deadline
+        self.lock = lock
+        self.notes = list(notes)
 
     @property
     def checkpoint(self):
@@ -331,20 +644,36 @@ class Run(object):
         """Load the checkpoint when resuming; return (first epoch, history)."""
         if not self.resume:
             return 1, []
-        if not os.path.exists(self.checkpoint):
-            raise IOError('--resume: no checkpoint at %s' % self.checkpoint)
         done, history = load_checkpoint(self.checkpoint, variables, self.rng)
         return done + 1, history
 
+    def close(self):
+        """Release the folder's lock."""
+        if self.lock is not None:
+            self.lock.release()
 
-def _check_row(row, epoch, checkpoint):
-    for key, value in row.items():
-        if isinstance(value, float) and not math.isfinite(value):
-            raise NonFiniteError(
-                '%s became %s in epoch %d; stopping. The last good '
-                'checkpoint is %s' % (key, value, epoch, checkpoint
-                                      if os.path.exists(checkpoint)
-                                      else '(none written yet)'))
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exception):
+        self.close()
+
+
+def _stop_advice(run, saved_epoch, learning_rate, schedule):
+    """What the NaN guard says after stopping: the checkpoint it kept and
+    how to continue from it."""
+    if learning_rate is None:
+        smaller = 'a smaller -lr'
+    else:
+        base = schedule(1) if schedule is not None else \
+            float(learning_rate.get_value())
+        smaller = 'a smaller -lr, e.g. -lr %g (half of %g)' % (base / 2, base)
+    if saved_epoch is None:
+        return ('No checkpoint of this run was written yet; rerun without '
+                '--resume with %s.' % smaller)
+    return ('The last good checkpoint, %s (after epoch %d), was kept. To '
+            'continue from it, rerun the same command with --resume and %s.'
+            % (run.checkpoint, saved_epoch, smaller))
 
 
 def fit(train_epoch, num_epochs, run, functions, learning_rate=None,
@@ -354,7 +683,8 @@ def fit(train_epoch, num_epochs, run, functions, learning_rate=None,
     Parameters
     ----------
     train_epoch : callable(epoch) -> dict
-        Runs one epoch and returns the numbers to log (floats).
+        Runs one epoch and returns the numbers to log (floats); may raise
+        :class:`NonFiniteError` (see :func:`check_finite`) within it.
     num_epochs : int
         The last epoch to run (epochs count from 1).
     run : :class:`Run`
@@ -378,8 +708,11 @@ def fit(train_epoch, num_epochs, run, functions, learning_rate=None,
     Raises
     ------
     NonFiniteError
-        When a logged number becomes NaN or infinite; the last checkpoint
-        written before stays in place.
+        When a number of the epoch becomes NaN or infinite: the message
+        names them, the epoch, the checkpoint kept (the last one written
+        before) and how to resume with a smaller learning rate.
+    CheckpointWriteError
+        When a checkpoint cannot be written (the previous one stays).
 
     Example
     -------
@@ -388,10 +721,19 @@ def fit(train_epoch, num_epochs, run, functions, learning_rate=None,
     """
     variables = shared_state(functions)
     first_epoch, history = run.restore(variables)
-    log = TrainingLog(run.outfolder, run.header, append=run.resume)
+    saved_epoch = first_epoch - 1 if run.resume else None
+    log = TrainingLog(run.outfolder, run.header, append=run.resume,
+                      history=history)
+    for note in run.notes:
+        log.message(note)
     if run.resume:
         log.message('resumed from %s after epoch %d' % (run.checkpoint,
                                                           first_epoch - 1))
+        if log.dropped:
+            log.message('dropped the log rows of epochs %s, run after that '
+                        'checkpoint' % ', '.join(map(str, log.dropped)))
+        if run.header:
+            log.message(run.header)
     try:
         for epoch in range(first_epoch, num_epochs + 1):
             if schedule is not None:
@@ -406,7 +748,10 @@ def fit(train_epoch, num_epochs, run, functions, learning_rate=None,
             if evaluate is not None and (epoch % eval_every == 0 or
                                          epoch == num_epochs):
                 row.update(evaluate(epoch))
-            _check_row(row, epoch, run.checkpoint)
+            floats = [(key, value) for key, value in row.items()
+                      if isinstance(value, float)]
+            check_finite([value for _, value in floats], 'epoch %d' % epoch,
+                         [key for key, _ in floats])
             history.append(row)
             log.write(row)
             out_of_time = run.out_of_time()
@@ -414,13 +759,23 @@ def fit(train_epoch, num_epochs, run, functions, learning_rate=None,
                     out_of_time:
                 save_checkpoint(run.checkpoint, variables, run.rng, epoch,
                                 history)
+                saved_epoch = epoch
             if after_epoch is not None:
                 after_epoch(history)
             if out_of_time:
                 log.message('time budget used up after epoch %d' % epoch)
                 break
     except NonFiniteError as error:
-        log.message('STOPPED: %s' % error)
+        advice = _stop_advice(run, saved_epoch, learning_rate, schedule)
+        message = 'NaN guard: non-finite values in %s. Training stopped. ' \
+            '%s' % (error, advice)
+        log.message('STOPPED: ' + message)
+        raise NonFiniteError(message) from None
+    except CheckpointWriteError as error:
+        try:
+            log.message('STOPPED: %s' % error)
+        except OSError:
+            pass  # the log is on the same full disk; the error says it all
         raise
     finally:
         log.close()

@@ -31,21 +31,28 @@ from ..objectives import importance_weighted_bound
 from ..updates import adam_with_clipping, burda_schedule, \
     step_annealing_schedule
 from .cli import (NONLINEARITIES, add_run_flags, argument_parser,
-                  check_at_least, start_run, str2bool, write_results)
+                  parse_args, start_run, str2bool, write_results)
 from .evaluation import (active_units, collect_statistics,
                          importance_sampled_log_likelihood)
 from .model import ExperimentModel
 from .plotting import plot_history, plot_per_latent, save_image_grid
 from .training import check_finite, fit, iterate_minibatches, progress
 
-__all__ = ['FLOWS', 'BURDA', 'BURDA_IWAE_TEST_LL', 'VAE_VANILLA_DEFAULTS',
-           'dense_block', 'VariationalAutoencoder',
+__all__ = ['FLOWS', 'BURDA', 'BURDA_IWAE_TEST_LL', 'LIMITS',
+           'VAE_VANILLA_DEFAULTS', 'dense_block', 'VariationalAutoencoder',
            'compile_variational_step', 'vae_argument_parser',
            'add_flow_flags', 'trainer_argument_parser', 'parse_vae_args',
-           'apply_preset', 'load_data', 'run', 'train_and_evaluate']
+           'apply_preset', 'load_data', 'run', 'parse_run_args',
+           'train_and_evaluate']
 
 #: The flows :class:`VariationalAutoencoder` can stack after its sample layer.
 FLOWS = ('planar', 'radial', 'iaf')
+
+#: This trainer's bounds beyond :data:`parmesan.experiments.cli.ALLOWED`:
+#: MNIST's 60000 training images (train and validation merged) and 10000
+#: test images.
+LIMITS = {'train_subset': dict(high=60000, why='(the training images)'),
+          'eval_subset': dict(high=10000, why='(the test images)')}
 
 #: Burda et al. (2015), MNIST, one stochastic layer.
 BURDA = dict(nhidden=200, nlatent=50, nonlin_enc='tanh', nonlin_dec='tanh',
@@ -386,11 +393,18 @@ def vae_argument_parser(description, defaults=None, binary_latents=False):
     return parser
 
 
-def apply_preset(args, argv):
+def apply_preset(args, given=()):
     """Fill in a preset's values for every flag not given on the command
-    line; return the learning-rate schedule."""
-    given = {token.lstrip('-').split('=')[0].replace('-', '_')
-             for token in argv if token.startswith('-')}
+    line; return the learning-rate schedule.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+    given : set of str
+        Destinations set on the command line, in any spelling
+        (:func:`parmesan.experiments.cli.given_flags`); they win over the
+        preset.
+    """
     if getattr(args, 'preset', None) == 'burda':
         for key, value in BURDA.items():
             if key not in given:
@@ -460,22 +474,24 @@ def trainer_argument_parser(description, defaults=None, analytic_kl=False,
     return parser
 
 
-def parse_vae_args(parser, argv):
+def parse_vae_args(parser, argv, limits=None):
     """Parse and check the flags of a parser built on
-    :func:`vae_argument_parser`.
+    :func:`vae_argument_parser`, a preset included
+    (:func:`parmesan.experiments.cli.parse_args`).
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+    argv : list of str
+    limits : dict, optional
+        More bounds, added to :data:`LIMITS`.
 
     Returns
     -------
     (args, learning-rate schedule)
     """
-    args = parser.parse_args(argv)
-    schedule = apply_preset(args, argv)
-    check_at_least(parser, args, 1, (
-        'eq_samples', 'iw_samples', 'batch_size', 'nepochs', 'eval_epoch',
-        'nhidden', 'nlatent', 'nlayers', 'eval_iw', 'final_iw',
-        'checkpoint_every', 'train_subset', 'eval_subset'))
-    check_at_least(parser, args, 0, ('nflows',) if 'nflows' in args else ())
-    return args, schedule
+    return parse_args(parser, argv, dict(LIMITS, **(limits or {})),
+                      preset=apply_preset)
 
 
 def run(argv=None, description='Train a VAE / IWAE on MNIST.', defaults=None,
@@ -500,11 +516,25 @@ def run(argv=None, description='Train a VAE / IWAE on MNIST.', defaults=None,
     ...      '--final-iw', '5', '-outfolder', 'tmp'])   # doctest: +SKIP
     """
     argv = sys.argv[1:] if argv is None else list(argv)
+    args, schedule = parse_run_args(argv, description, defaults,
+                                    analytic_kl, flows)
+    with start_run(args, argv) as run_folder:
+        return _train_vae(args, run_folder, schedule, analytic_kl, flows)
+
+
+def parse_run_args(argv, description='Train a VAE / IWAE on MNIST.',
+                   defaults=None, analytic_kl=False, flows=False):
+    """The flags of :func:`run` (same arguments), parsed and checked
+    without training: ``(args, learning-rate schedule)``."""
     parser = trainer_argument_parser(description, defaults, flows=flows)
-    args, schedule = parse_vae_args(parser, argv)
-    if analytic_kl and args.iw_samples != 1:
-        parser.error('the analytic-KL ELBO needs -iw_samples 1')
-    run_folder = start_run(args, argv)
+    # Checked with the other flags, before the output folder is made.
+    limits = {'iw_samples': dict(high=1, why='(the analytic-KL ELBO '
+                                 'needs -iw_samples 1)')} \
+        if analytic_kl else None
+    return parse_vae_args(parser, argv, limits)
+
+
+def _train_vae(args, run_folder, schedule, analytic_kl, flows):
     x_train, x_test, binarise_each_epoch = load_data(args)
     model = VariationalAutoencoder(
         784, [args.nhidden] * args.nlayers, args.nlatent,
@@ -560,9 +590,10 @@ def _epoch_trainer(train, names, images, batch_size, rng):
         x = images()
         batches = list(iterate_minibatches(len(x), batch_size, rng))
         sums = np.zeros(len(logged))
-        for rows in progress(batches, len(batches), 'epoch %d' % epoch):
-            sums += check_finite(np.array(train(x[rows])),
-                                 'the training bound in epoch %d' % epoch)
+        for index, rows in enumerate(progress(batches, len(batches),
+                                              'epoch %d' % epoch)):
+            sums += check_finite(train(x[rows]), 'epoch %d, batch %d of %d'
+                                 % (epoch, index + 1, len(batches)), logged)
         return OrderedDict(zip(logged, (sums / len(batches)).tolist()))
     return train_epoch
 

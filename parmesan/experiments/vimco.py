@@ -25,7 +25,7 @@ from .vae import (compile_variational_step, dense_block, load_data,
                   parse_vae_args, train_and_evaluate, vae_argument_parser)
 
 __all__ = ['BernoulliLatentVAE', 'VIMCO_DEFAULTS', 'vimco_argument_parser',
-           'run']
+           'run', 'parse_run_args']
 
 #: The original Parmesan vimco.py's flag defaults, plus 3 hidden layers (its
 #: encoder and decoder had three each), evaluation every epoch with the
@@ -258,13 +258,21 @@ def run(argv=None, description='Train a binary-latent VAE on MNIST with '
     ...      '-outfolder', 'tmp'])                      # doctest: +SKIP
     """
     argv = sys.argv[1:] if argv is None else list(argv)
+    args, schedule = parse_run_args(argv, description, defaults)
+    with start_run(args, argv) as run_folder:
+        return _train_vimco(args, run_folder, schedule)
+
+
+def parse_run_args(argv, description='Train a binary-latent VAE on MNIST '
+                   'with VIMCO.', defaults=None):
+    """The flags of :func:`run` (same arguments), parsed and checked
+    without training: ``(args, learning-rate schedule)``."""
     parser = vimco_argument_parser(description, defaults)
-    args, schedule = parse_vae_args(parser, argv)
-    if args.iw_samples < 2:
-        parser.error('VIMCO needs -iw_samples of at least 2 (each sample\'s '
-                     'baseline is built from the others), got %d'
-                     % args.iw_samples)
-    run_folder = start_run(args, argv)
+    return parse_vae_args(parser, argv, {'iw_samples': dict(
+        low=2, why="(VIMCO builds each sample's baseline from the others)")})
+
+
+def _train_vimco(args, run_folder, schedule):
     x_train, x_test, binarise_each_epoch = load_data(args)
 
     model = BernoulliLatentVAE(

@@ -24,6 +24,7 @@ import theano
 import theano.tensor as T
 from lasagne.layers import Layer, MergeLayer
 from theano.gradient import zero_grad
+from theano.tensor.opt import Assert
 from theano.tensor.extra_ops import to_one_hot
 
 from ..nonlinearities import exp_half
@@ -93,6 +94,13 @@ class _RelaxedCategoricalMixin(SampleAxesMixin):
             # Cast so a float64 shared temperature does not upcast a float32
             # graph.
             temperature = T.cast(self.temperature, dtype)
+            # Its value can change after the constructor checked it: 0 would
+            # give nan samples, a negative one plausible-looking wrong ones.
+            temperature = Assert(
+                '%s: temperature must be finite and > 0 when the function '
+                'runs' % type(self).__name__)(
+                temperature, T.gt(temperature, 0),
+                T.lt(temperature, np.inf))
         else:
             temperature = T.constant(np.asarray(self.temperature, dtype=dtype))
         soft = T.nnet.softmax(scores / temperature)
@@ -127,7 +135,9 @@ class GumbelSoftmaxSampleLayer(_RelaxedCategoricalMixin, Layer):
     temperature : float or Theano scalar
         Divides the noisy logits: towards 0 the samples become one-hot, large
         values make them uniform. A Python number must be finite and > 0; a
-        shared variable can be annealed with ``set_value`` between calls.
+        shared variable can be annealed with ``set_value`` between calls. A
+        shared or symbolic temperature that is not finite and > 0 when the
+        function runs raises an AssertionError naming the layer.
     eq_samples : int or Theano integer scalar
         Samples averaged over in the bound (Monte-Carlo axis).
     iw_samples : int or Theano integer scalar

@@ -15,6 +15,7 @@ import lasagne
 import theano.tensor as T
 from lasagne.layers import Layer, MergeLayer
 from theano.sandbox.rng_mrg import MRG_RandomStreams
+from theano.tensor.opt import Assert
 
 from ..nonlinearities import exp_half
 
@@ -48,6 +49,17 @@ def _check_count(layer_name, name, count):
         raise ValueError('%s: %s must be at least 1, got %d'
                          % (layer_name, name, count))
     return int(count)
+
+
+def _checked_count(layer_name, name, count):
+    """`count`, or for a symbolic count the same value checked when the
+    compiled function runs: 0 would otherwise surface as a MemoryError of
+    the noise generator, a negative count as a shape error."""
+    if not isinstance(count, T.Variable):
+        return count
+    message = '%s: %s must be at least 1 when the function runs' \
+        % (layer_name, name)
+    return Assert(message)(count, T.ge(count, 1))
 
 
 def _check_same_shape(layer_name, shape_a, shape_b, names):
@@ -87,7 +99,10 @@ class SampleAxesMixin(object):
         return batch_size * per_example
 
     def _noise_shape(self, matrix):
-        return (matrix.shape[0], self.eq_samples, self.iw_samples,
+        name = type(self).__name__
+        return (matrix.shape[0],
+                _checked_count(name, 'eq_samples', self.eq_samples),
+                _checked_count(name, 'iw_samples', self.iw_samples),
                 matrix.shape[1])
 
     @staticmethod
@@ -165,7 +180,8 @@ class SampleLayer(SampleAxesMixin, MergeLayer):
     eq_samples : int or Theano integer scalar
         Samples averaged over in the bound (Monte-Carlo axis).
     iw_samples : int or Theano integer scalar
-        Importance samples per Monte-Carlo sample.
+        Importance samples per Monte-Carlo sample. A symbolic count below 1
+        raises an AssertionError naming it when the function runs.
     nonlinearity : callable
         Maps the second input to a standard deviation: ``exp_half`` for a
         log-variance (default), ``T.sqrt`` for a variance, identity for a
