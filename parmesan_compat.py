@@ -24,6 +24,10 @@ The fixes:
   Python 3.11, so it can never build there. Marking it as absent makes
   Theano use its Python scan at once instead of failing a compile per
   process.
+* pygpu, which Theano's GPU backend (gpuarray) needs, is not on PyPI; where
+  the system has one built for this Python (Debian/Ubuntu: python3-pygpu),
+  a virtualenv without its own imports that one package from the system's
+  site directory, and nothing else from there (:func:`system_pygpu_spec`).
 
 Parmesan's speed defaults (measured with ``benchmarks/run.py
 --ablations``; each applies only where the user set nothing):
@@ -143,8 +147,11 @@ class _DownsampleShim(importlib.abc.Loader):
 
 
 #: Where Debian and Ubuntu install python3-pygpu (the gpuarray backend's
-#: pygpu, which is not on PyPI).
-SYSTEM_PYGPU_DIRS = ('/usr/lib/python3/dist-packages',)
+#: pygpu, which is not on PyPI), then where a pygpu built from source with
+#: the system's pip lands.
+SYSTEM_PYGPU_DIRS = ('/usr/lib/python3/dist-packages',
+                     '/usr/local/lib/python%d.%d/dist-packages'
+                     % sys.version_info[:2])
 
 
 def system_pygpu_spec(dirs=SYSTEM_PYGPU_DIRS):
@@ -153,13 +160,17 @@ def system_pygpu_spec(dirs=SYSTEM_PYGPU_DIRS):
     A virtualenv does not see the system's site directories, and exposing all
     of them would let Debian's numpy and friends shadow the pinned stack; so
     only the ``pygpu`` package itself is offered, and only where the venv has
-    none of its own and the system's extension matches this Python's ABI.
+    none of its own and the system's extension matches this Python's ABI
+    (an extension built for another Python would fail to load, and Theano
+    would then report pygpu as missing anyway).
     """
     if importlib.machinery.PathFinder.find_spec('pygpu') is not None:
         return None
     for folder in dirs:
         package = os.path.join(folder, 'pygpu')
-        if not any(os.path.exists(os.path.join(package, 'gpuarray' + suffix))
+        if not os.path.isfile(os.path.join(package, '__init__.py')):
+            continue
+        if not any(os.path.isfile(os.path.join(package, 'gpuarray' + suffix))
                    for suffix in importlib.machinery.EXTENSION_SUFFIXES):
             continue
         return importlib.machinery.PathFinder.find_spec('pygpu', [folder])
