@@ -205,3 +205,28 @@ def test_venv_imports_the_systems_pygpu_and_nothing_else():
                      'print(sys.prefix)')
     assert out[0] == os.path.join(DEBIAN_PYGPU, '__init__.py')
     assert out[1].startswith(out[2]) and out[2] == sys.prefix
+
+
+def test_numpy_distutils_stand_in_where_numpy_has_none(tmp_path):
+    """Where numpy has no distutils (Python >= 3.12), Theano's two uses of
+    it are served: numpy's include folder, and no BLAS found."""
+    import importlib.util
+    assert parmesan_compat._numpy_distutils_spec(np.__path__) is None
+    spec = parmesan_compat._numpy_distutils_spec([str(tmp_path)])
+    module = importlib.util.module_from_spec(spec)
+    names = ('numpy.distutils.misc_util', 'numpy.distutils.system_info')
+    before = {name: sys.modules.get(name) for name in names}
+    try:
+        spec.loader.exec_module(module)
+        assert module.misc_util.get_numpy_include_dirs() == \
+            [np.get_include()]
+        assert os.path.isfile(os.path.join(
+            module.misc_util.get_numpy_include_dirs()[0], 'numpy',
+            'arrayobject.h'))
+        assert module.system_info.get_info('blas_opt') == {}
+    finally:
+        for name, previous in before.items():
+            if previous is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = previous
