@@ -625,8 +625,9 @@ def worker(workdir):
             entry = {'error': traceback.format_exc()}
         entry['seconds'] = round(time.time() - start, 2)
         report['cases'][name] = entry
-        print('%s: %.1f s' % (name, entry['seconds']), file=sys.stderr,
-              flush=True)
+        print('%s: %.1f s%s' % (name, entry['seconds'],
+                                ' (failed)' if 'error' in entry else ''),
+              file=sys.stderr, flush=True)
     with open(os.path.join(workdir, 'device.json'), 'w') as stream:
         json.dump(report, stream)
 
