@@ -24,6 +24,14 @@ The fixes:
   Python 3.11, so it can never build there. Marking it as absent makes
   Theano use its Python scan at once instead of failing a compile per
   process.
+* Python >= 3.12 (the GPU machines' Python, with Theano installed from a
+  patched build): numpy has no ``numpy.distutils`` there and Python no
+  ``distutils``; Theano gets a stand-in for the first (numpy's include
+  folder) and setuptools' vendored copy of the second.
+* pygpu, which Theano's GPU backend (gpuarray) needs, is not on PyPI; where
+  the system has one built for this Python (Debian/Ubuntu: python3-pygpu),
+  a virtualenv without its own imports that one package from the system's
+  site directory, and nothing else from there (:func:`system_pygpu_spec`).
 
 Parmesan's speed defaults (measured with ``benchmarks/run.py
 --ablations``; each applies only where the user set nothing):
@@ -143,8 +151,11 @@ class _DownsampleShim(importlib.abc.Loader):
 
 
 #: Where Debian and Ubuntu install python3-pygpu (the gpuarray backend's
-#: pygpu, which is not on PyPI).
-SYSTEM_PYGPU_DIRS = ('/usr/lib/python3/dist-packages',)
+#: pygpu, which is not on PyPI), then where a pygpu built from source with
+#: the system's pip lands.
+SYSTEM_PYGPU_DIRS = ('/usr/lib/python3/dist-packages',
+                     '/usr/local/lib/python%d.%d/dist-packages'
+                     % sys.version_info[:2])
 
 
 def system_pygpu_spec(dirs=SYSTEM_PYGPU_DIRS):
@@ -153,27 +164,85 @@ def system_pygpu_spec(dirs=SYSTEM_PYGPU_DIRS):
     A virtualenv does not see the system's site directories, and exposing all
     of them would let Debian's numpy and friends shadow the pinned stack; so
     only the ``pygpu`` package itself is offered, and only where the venv has
-    none of its own and the system's extension matches this Python's ABI.
+    none of its own and the system's extension matches this Python's ABI
+    (an extension built for another Python would fail to load, and Theano
+    would then report pygpu as missing anyway).
     """
     if importlib.machinery.PathFinder.find_spec('pygpu') is not None:
         return None
     for folder in dirs:
         package = os.path.join(folder, 'pygpu')
-        if not any(os.path.exists(os.path.join(package, 'gpuarray' + suffix))
+        if not os.path.isfile(os.path.join(package, '__init__.py')):
+            continue
+        if not any(os.path.isfile(os.path.join(package, 'gpuarray' + suffix))
                    for suffix in importlib.machinery.EXTENSION_SUFFIXES):
             continue
         return importlib.machinery.PathFinder.find_spec('pygpu', [folder])
     return None
 
 
+class _NumpyDistutilsStandIn(importlib.abc.Loader):
+    """The two names Theano takes from ``numpy.distutils``, which numpy has
+    no more on Python >= 3.12: the include folder of numpy's C headers, and
+    (only to guess ``blas.ldflags``, which Parmesan sets) ``system_info``,
+    here finding nothing."""
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module):
+        import types
+        import numpy
+        module.__path__ = []
+        misc_util = types.ModuleType(module.__name__ + '.misc_util')
+        misc_util.get_numpy_include_dirs = lambda: [numpy.get_include()]
+        system_info = types.ModuleType(module.__name__ + '.system_info')
+        system_info.get_info = lambda name, notfound_action=0: {}
+        system_info.system_info = types.SimpleNamespace(verbosity=0)
+        for name, submodule in (('misc_util', misc_util),
+                                ('system_info', system_info)):
+            setattr(module, name, submodule)
+            sys.modules[submodule.__name__] = submodule
+
+
+_NUMPY_DISTUTILS = 'numpy.distutils'
+
+
+def _numpy_distutils_spec(numpy_path):
+    """A stand-in ``numpy.distutils`` where numpy (at `numpy_path`) has
+    none, else None."""
+    if importlib.machinery.PathFinder.find_spec(_NUMPY_DISTUTILS,
+                                                numpy_path) is not None:
+        return None
+    return importlib.machinery.ModuleSpec(_NUMPY_DISTUTILS,
+                                          _NumpyDistutilsStandIn(),
+                                          is_package=True)
+
+
+def _provide_distutils():
+    """Python >= 3.12 has no ``distutils``, which Theano imports; setuptools
+    vendors one and exposes it through its ``_distutils_hack`` (a ``.pth``
+    that a PYTHONPATH folder does not run)."""
+    if importlib.machinery.PathFinder.find_spec('distutils') is not None:
+        return
+    try:
+        __import__('_distutils_hack').add_shim()
+    except ImportError:
+        pass  # no setuptools: Theano's import will name distutils
+
+
 class _StackFixer(importlib.abc.MetaPathFinder):
     def find_spec(self, fullname, path, target=None):
         if fullname == 'theano':
             apply_before_theano()
+            if sys.version_info >= (3, 12):
+                _provide_distutils()
         elif fullname == _DOWNSAMPLE:
             return importlib.machinery.ModuleSpec(fullname, _DownsampleShim())
         elif fullname == 'pygpu':
             return system_pygpu_spec()
+        elif fullname == _NUMPY_DISTUTILS:
+            return _numpy_distutils_spec(path)
         return None
 
 

@@ -266,7 +266,16 @@ class TheanoWorkload(Workload):
         else:
             self.log_weights = model.compile_evaluation()['log_weights']
         self.compile_seconds = time.perf_counter() - start
+        compiled = self.train if spec['kind'] == 'train' else \
+            self.log_weights
+        nodes = compiled.maker.fgraph.toposort()
         self.settings = {
+            'device': theano.config.device,
+            # nodes whose outputs live on the GPU backend (gpuarray)
+            'backend_nodes': sum(
+                any(type(o.type).__name__ == 'GpuArrayType'
+                    for o in node.outputs) for node in nodes),
+            'nodes': len(nodes),
             'floatX': theano.config.floatX,
             'blas.ldflags': theano.config.blas.ldflags,
             'gcc.cxxflags': theano.config.gcc.cxxflags,
@@ -287,21 +296,26 @@ class TorchWorkload(Workload):
         import torch_models
         torch.manual_seed(1)
         self.torch, self.models = torch, torch_models
+        self.device = torch.device(spec.get('device', 'cpu'))
         start = time.perf_counter()
         self.model = torch_models.TorchVAE(
-            784, spec['hidden'], spec['latent'], spec['nonlinearity'])
+            784, spec['hidden'], spec['latent'], spec['nonlinearity']).to(
+                self.device)
         self.optimizer = torch_models.make_optimizer(
             self.model, epsilon=spec['adam_epsilon'])
         self.log_weights = torch_models.log_weights_function(self.model)
         self.compile_seconds = time.perf_counter() - start
         self.settings = {'torch': torch.__version__,
-                         'threads': torch.get_num_threads()}
+                         'threads': torch.get_num_threads(),
+                         'device': str(self.device)}
 
     def step(self, rows):
+        # the monitored values come back to the host: one sync per step,
+        # as Theano's outputs
         self.models.train_step(
             self.model, self.optimizer,
-            self.torch.from_numpy(self.train_x[rows]), 1, self.spec['iw'],
-            self.spec['max_norm'], self.spec['clip_value'])
+            self.torch.from_numpy(self.train_x[rows]).to(self.device), 1,
+            self.spec['iw'], self.spec['max_norm'], self.spec['clip_value'])
 
 
 class NumpyMatmulWorkload(Workload):
@@ -382,8 +396,9 @@ def worker_main(spec):
 class Worker(object):
     """The driver's handle on a worker process."""
 
-    def __init__(self, spec, env_flags='', compiledir=None, threads=2):
-        env = dict(os.environ)
+    def __init__(self, spec, env_flags='', compiledir=None, threads=2,
+                 env=None):
+        env = dict(os.environ if env is None else env)
         flags = [f for f in (env.get('THEANO_FLAGS', ''), env_flags) if f]
         if compiledir:
             flags.append('base_compiledir=' + compiledir)

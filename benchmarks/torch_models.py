@@ -71,7 +71,7 @@ class TorchVAE(nn.Module):
         batch, latent = mu.shape
         shape = (batch, eq_samples, iw_samples, latent)
         if noise is None:
-            noise = torch.randn(shape, dtype=mu.dtype)
+            noise = torch.randn(shape, dtype=mu.dtype, device=mu.device)
         else:
             noise = noise.reshape(shape)
         mu, log_var = mu[:, None, None], log_var[:, None, None]
@@ -163,9 +163,11 @@ def log_weights_function(model):
     """A callable(x_batch, iw) -> float32 log-weights (len(x) * iw,) with
     eq = 1, as Parmesan's ``compile_evaluation()['log_weights']``, for
     :func:`parmesan.experiments.evaluation.importance_sampled_log_likelihood`."""
+    device = next(model.parameters()).device
+
     def log_weights(x, iw):
         with torch.no_grad():
-            terms = model.terms(torch.from_numpy(np.asarray(x, np.float32)),
-                                1, int(iw))
-            return terms['log_w'].reshape(-1).numpy()
+            terms = model.terms(torch.from_numpy(np.asarray(
+                x, np.float32)).to(device), 1, int(iw))
+            return terms['log_w'].reshape(-1).cpu().numpy()
     return log_weights

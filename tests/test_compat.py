@@ -147,3 +147,86 @@ def test_startup_hook_is_installed():
     site = sysconfig.get_paths()['purelib']
     with open(os.path.join(site, 'parmesan_compat.pth')) as hook:
         assert 'parmesan_compat.install()' in hook.read()
+
+
+def _fake_pygpu(folder, extension):
+    package = folder / 'pygpu'
+    package.mkdir(parents=True)
+    (package / '__init__.py').write_text('')
+    (package / ('gpuarray' + extension)).write_text('')
+    return str(package / '__init__.py')
+
+
+def test_system_pygpu_is_offered_only_when_built_for_this_python(tmp_path):
+    import importlib.machinery
+    this_abi = importlib.machinery.EXTENSION_SUFFIXES[0]
+    matching = _fake_pygpu(tmp_path / 'ok', this_abi)
+    _fake_pygpu(tmp_path / 'other', '.cpython-27-x86_64-linux-gnu.so')
+    (tmp_path / 'empty').mkdir()
+    folders = [str(tmp_path / name) for name in ('empty', 'other', 'ok')]
+    spec = parmesan_compat.system_pygpu_spec(folders)
+    if spec is None:  # this environment has a pygpu of its own
+        assert importlib.machinery.PathFinder.find_spec('pygpu') is not None
+        return
+    assert spec.origin == matching
+    assert spec.submodule_search_locations == [os.path.dirname(matching)]
+    assert parmesan_compat.system_pygpu_spec(folders[:2]) is None
+
+
+def test_own_pygpu_takes_precedence_over_the_systems(tmp_path, monkeypatch):
+    import importlib.machinery
+    this_abi = importlib.machinery.EXTENSION_SUFFIXES[0]
+    _fake_pygpu(tmp_path / 'venv', this_abi)
+    _fake_pygpu(tmp_path / 'system', this_abi)
+    monkeypatch.syspath_prepend(str(tmp_path / 'venv'))
+    assert parmesan_compat.system_pygpu_spec([str(tmp_path / 'system')]) \
+        is None
+
+
+DEBIAN_PYGPU = os.path.join(parmesan_compat.SYSTEM_PYGPU_DIRS[0], 'pygpu')
+
+
+def test_venv_imports_the_systems_pygpu_and_nothing_else():
+    """In this virtualenv (no pygpu of its own), ``import pygpu`` loads
+    Debian's python3-pygpu while numpy stays the venv's."""
+    import importlib.util
+    reason = None
+    if not os.path.isdir(DEBIAN_PYGPU):
+        reason = 'no system pygpu at %s (apt-get install python3-pygpu)' % \
+            DEBIAN_PYGPU
+    elif importlib.util.find_spec('mako') is None:
+        reason = 'pygpu needs mako (pip install mako)'
+    if reason:
+        if os.environ.get('PARMESAN_REQUIRE_GPU_TESTS', '') not in ('', '0'):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    out = run_python('import numpy, pygpu, pygpu.gpuarray, sys\n'
+                     'print(pygpu.__file__)\nprint(numpy.__file__)\n'
+                     'print(sys.prefix)')
+    assert out[0] == os.path.join(DEBIAN_PYGPU, '__init__.py')
+    assert out[1].startswith(out[2]) and out[2] == sys.prefix
+
+
+def test_numpy_distutils_stand_in_where_numpy_has_none(tmp_path):
+    """Where numpy has no distutils (Python >= 3.12), Theano's two uses of
+    it are served: numpy's include folder, and no BLAS found."""
+    import importlib.util
+    assert parmesan_compat._numpy_distutils_spec(np.__path__) is None
+    spec = parmesan_compat._numpy_distutils_spec([str(tmp_path)])
+    module = importlib.util.module_from_spec(spec)
+    names = ('numpy.distutils.misc_util', 'numpy.distutils.system_info')
+    before = {name: sys.modules.get(name) for name in names}
+    try:
+        spec.loader.exec_module(module)
+        assert module.misc_util.get_numpy_include_dirs() == \
+            [np.get_include()]
+        assert os.path.isfile(os.path.join(
+            module.misc_util.get_numpy_include_dirs()[0], 'numpy',
+            'arrayobject.h'))
+        assert module.system_info.get_info('blas_opt') == {}
+    finally:
+        for name, previous in before.items():
+            if previous is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = previous
