@@ -93,11 +93,23 @@ class NormalizeLayer(Layer):
     A layer with the shape of its input (a list of three shapes with
     `return_stats`).
 
-    Example
-    -------
-    >>> l_bn = NormalizeLayer(DenseLayer(l_in, 500, nonlinearity=None))
-    >>> l_h = NonlinearityLayer(ScaleAndShiftLayer(l_bn), rectify)
-    >>> collect = theano.function([x], get_output(l_h, x, collect=True))
+    Examples
+    --------
+    In the training pass the layer standardises each feature over the
+    batch:
+
+    >>> import numpy as np
+    >>> from lasagne.layers import InputLayer, get_output
+    >>> from lasagne.utils import floatX
+    >>> from parmesan.layers import NormalizeLayer
+    >>> x = floatX(np.random.RandomState(0).normal(2, 5, size=(100, 3)))
+    >>> out = get_output(NormalizeLayer(InputLayer((None, 3))), x).eval()
+    >>> np.allclose(out.mean(axis=0), 0, atol=1e-4), np.allclose(out.std(axis=0), 1)
+    (True, True)
+
+    With :class:`ScaleAndShiftLayer` it is Ioffe & Szegedy's batch
+    normalisation; ``get_output(..., collect=True)`` accumulates the
+    statistics that ``deterministic=True`` uses.
     """
 
     def __init__(self, incoming, axes=None, epsilon=1e-10,
@@ -218,9 +230,13 @@ class ScaleAndShiftLayer(Layer):
     -------
     A layer with the shape of its input.
 
-    Example
-    -------
-    >>> l_h = ScaleAndShiftLayer(NormalizeLayer(l_dense))
+    Examples
+    --------
+    >>> from lasagne.layers import InputLayer
+    >>> from parmesan.layers import NormalizeLayer, ScaleAndShiftLayer
+    >>> l_h = ScaleAndShiftLayer(NormalizeLayer(InputLayer((None, 5))))
+    >>> [(p.name, p.get_value().tolist()) for p in l_h.get_params()]
+    [('beta', [0.0, 0.0, 0.0, 0.0, 0.0]), ('gamma', [1.0, 1.0, 1.0, 1.0, 1.0])]
     """
 
     def __init__(self, incoming, axes=None, beta=init.Constant(0.),
