@@ -56,9 +56,9 @@ under the program. The defaults are given to Theano at its import without
 touching ``THEANO_FLAGS``, so child processes see the user's environment
 as it was.
 """
-import importlib.abc
+# No importlib.abc: it pulls in importlib.resources (tens of ms at every
+# interpreter start); the import system needs only the methods below.
 import importlib.machinery
-import logging
 import os
 import sys
 
@@ -183,7 +183,7 @@ def apply_before_theano():
         sys.modules.setdefault(_SCAN_EXTENSION, None)
 
 
-class _TheanoConfigWithDefaults(importlib.abc.Loader):
+class _TheanoConfigWithDefaults(object):
     """Load ``theano.configparser``, then hand it Parmesan's defaults.
 
     Theano parses ``THEANO_FLAGS`` once, into ``THEANO_FLAGS_DICT``, while
@@ -206,6 +206,7 @@ class _TheanoConfigWithDefaults(importlib.abc.Loader):
             module.THEANO_FLAGS_DICT.setdefault(key, value)
         if defaults.get('blas.ldflags') == '':
             # our choice, not a misconfiguration the user must hear about
+            import logging
             logging.getLogger('theano.tensor.blas').addFilter(
                 _silence_numpy_blas_warning)
 
@@ -214,7 +215,7 @@ class _TheanoConfigWithDefaults(importlib.abc.Loader):
         return getattr(self.loader, name)
 
 
-class _DownsampleShim(importlib.abc.Loader):
+class _DownsampleShim(object):
     """Serve Lasagne 0.1's ``downsample`` from Theano 1.0's ``pool``."""
 
     def create_module(self, spec):
@@ -254,7 +255,7 @@ def system_pygpu_spec(dirs=SYSTEM_PYGPU_DIRS):
     return None
 
 
-class _StackFixer(importlib.abc.MetaPathFinder):
+class _StackFixer(object):
     def find_spec(self, fullname, path, target=None):
         if fullname == 'theano':
             apply_before_theano()

@@ -24,6 +24,17 @@ FRAGMENTS = {
 }
 
 
+#: Modules whose examples compile whole models (30-50 s each).
+COMPILE_MODELS = {'parmesan.experiments.ladder', 'parmesan.experiments.vae',
+                  'parmesan.experiments.vimco'}
+
+
+def marks(name):
+    if name in FRAGMENTS:
+        return [pytest.mark.xfail(reason=FRAGMENTS[name], strict=True)]
+    return [pytest.mark.slow] if name in COMPILE_MODELS else []
+
+
 def examples(module_name):
     module = importlib.import_module(module_name)
     return [test for test in doctest.DocTestFinder().find(module,
@@ -37,9 +48,7 @@ def test_the_package_has_examples_to_run():
 
 
 @pytest.mark.parametrize('module_name', [
-    pytest.param(name, marks=pytest.mark.xfail(reason=FRAGMENTS[name],
-                                               strict=True))
-    if name in FRAGMENTS else name for name in MODULES])
+    pytest.param(name, marks=marks(name)) for name in MODULES])
 def test_docstring_examples_run_as_written(module_name):
     report = []
     runner = doctest.DocTestRunner(
