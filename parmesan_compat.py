@@ -3,10 +3,11 @@
 This is the one place that knows what the old stack needs today. Installing
 Parmesan puts ``parmesan_compat.pth`` into site-packages; Python executes it
 at start-up, which calls :func:`install`. That registers an import hook and
-nothing else (no numpy, no Theano is imported at start-up). The fixes are
-applied at the moment Theano or Lasagne is first imported, whichever comes
-first, so ``import theano``, ``import lasagne`` and ``import parmesan`` work
-in any order.
+nothing else (no numpy, no Theano is imported at start-up; a stale or broken
+install is skipped in silence, and ``import parmesan`` then reports it). The
+fixes are applied at the moment Theano or Lasagne is first imported,
+whichever comes first, so ``import theano``, ``import lasagne`` and
+``import parmesan`` work in any order, in any program of the environment.
 
 The fixes:
 
@@ -16,7 +17,8 @@ The fixes:
 * Theano's BLAS auto-detection reads ``numpy.distutils`` build info, which
   crashes with numpy 1.23 and is meaningless with numpy >= 1.26. Unless the
   user configured ``blas.ldflags`` (``THEANO_FLAGS`` or a ``.theanorc``),
-  it defaults to empty: Theano then calls BLAS through numpy's C API.
+  it defaults to empty: Theano then calls BLAS through numpy's C API, and
+  its warning saying so is silenced, since that is the intended set-up.
 * Lasagne 0.1 imports ``theano.tensor.signal.downsample``, which Theano 1.0
   renamed to ``pool``; a shim module maps ``max_pool_2d(ds, st, padding)`` to
   ``pool_2d(ws, stride, pad)``.
@@ -34,7 +36,10 @@ The fixes:
   site directory, and nothing else from there (:func:`system_pygpu_spec`).
 
 Parmesan's speed defaults (measured with ``benchmarks/run.py
---ablations``; each applies only where the user set nothing):
+--ablations``) are for Parmesan's users only: they apply when ``import
+parmesan`` (or a Parmesan trainer) comes before Theano's import, each only
+where the user set nothing, and never when the environment variable
+``PARMESAN_NO_SPEED_DEFAULTS`` is set to anything but ``0`` or empty:
 
 * ``floatX=float32``: the VAE's training step is 1.4-1.7x faster than in
   float64, and the float32 data sets are not copied on every call.
@@ -49,13 +54,34 @@ Parmesan's speed defaults (measured with ``benchmarks/run.py
 * ``allow_gc=False``: intermediate arrays are kept between calls instead of
   being freed and reallocated on every call (Theano's own advice for
   speed; within the noise of this machine in our measurements).
+
+A program that imports Theano before Parmesan keeps Theano's own
+configuration (float64, ``allow_gc=True``): Theano fixes its configuration
+at import, and graphs built before ``import parmesan`` must not change type
+under the program. The defaults are given to Theano at its import without
+touching ``THEANO_FLAGS``, so child processes see the user's environment
+as it was.
 """
-import importlib.abc
+# No importlib.abc: it pulls in importlib.resources (tens of ms at every
+# interpreter start); the import system needs only the methods below.
 import importlib.machinery
 import os
 import sys
 
-__all__ = ['install', 'apply_before_theano', 'theano_flag_defaults']
+__all__ = ['install', 'enable_speed_defaults', 'theano_defaults',
+           'apply_before_theano', 'system_pygpu_spec']
+
+#: What the old stack needs: used only where the user set nothing.
+COMPAT_DEFAULTS = {'blas.ldflags': ''}
+
+#: Set it (to anything but 0) to keep Theano's own configuration under
+#: ``import parmesan`` too.
+OPT_OUT_VARIABLE = 'PARMESAN_NO_SPEED_DEFAULTS'
+
+#: The message Theano logs when ``blas.ldflags`` is empty.
+_NUMPY_BLAS_WARNING = 'Using NumPy C-API based implementation for BLAS'
+
+_speed_defaults_wanted = False
 
 
 def _vector_math_cxxflags():
@@ -74,13 +100,14 @@ def _vector_math_cxxflags():
         else ''
 
 
-#: Theano settings Parmesan needs or recommends, used only where the user
-#: set nothing.
-THEANO_DEFAULTS = {'blas.ldflags': '', 'floatX': 'float32',
-                   'allow_gc': 'False'}
-_VECTOR_MATH = _vector_math_cxxflags()
-if _VECTOR_MATH:
-    THEANO_DEFAULTS['gcc.cxxflags'] = _VECTOR_MATH
+def speed_defaults():
+    """Parmesan's speed defaults for Theano, as a dict of config keys."""
+    defaults = {'floatX': 'float32', 'allow_gc': 'False'}
+    vector_math = _vector_math_cxxflags()
+    if vector_math:
+        defaults['gcc.cxxflags'] = vector_math
+    return defaults
+
 
 _NUMPY_ALIASES = {'bool': bool, 'int': int, 'float': float,
                   'complex': complex, 'object': object}
@@ -106,20 +133,50 @@ def _user_theano_keys():
     return keys
 
 
-def theano_flag_defaults():
-    """Return the ``THEANO_FLAGS`` string with Parmesan's defaults prepended.
+def enable_speed_defaults():
+    """Ask for Parmesan's speed defaults at Theano's import.
 
-    Theano lets a later key override an earlier one, so the user's own flags,
-    which come after, always win; keys set in a ``.theanorc`` are left out
-    because ``THEANO_FLAGS`` would override the file.
+    ``import parmesan`` calls it. It has an effect only before Theano's
+    import and without ``PARMESAN_NO_SPEED_DEFAULTS``; the keys the user set
+    in ``THEANO_FLAGS`` or a ``.theanorc`` stay the user's.
+
+    Returns
+    -------
+    bool
+        Whether the speed defaults will apply (False: Theano was imported
+        already, or the user opted out).
     """
-    user_flags = os.environ.get('THEANO_FLAGS', '')
-    taken = _user_theano_keys()
+    global _speed_defaults_wanted
+    if os.environ.get(OPT_OUT_VARIABLE, '') not in ('', '0') or \
+            'theano.configparser' in sys.modules:
+        return False
+    _speed_defaults_wanted = True
+    return True
+
+
+def theano_defaults():
+    """The Theano settings Parmesan gives Theano at its import.
+
+    The compatibility defaults always, the speed defaults if
+    :func:`enable_speed_defaults` asked for them, less every key the user
+    set in ``THEANO_FLAGS`` or a ``.theanorc``.
+
+    Returns
+    -------
+    dict
+        Config key to value, as in ``THEANO_FLAGS``.
+    """
+    defaults = dict(COMPAT_DEFAULTS)
+    if _speed_defaults_wanted:
+        defaults.update(speed_defaults())
     # a .theanorc's option names reach us lower-cased (as Theano reads them)
-    taken = {key.lower() for key in taken}
-    ours = ['%s=%s' % kv for kv in sorted(THEANO_DEFAULTS.items())
-            if kv[0].lower() not in taken]
-    return ','.join(ours + ([user_flags] if user_flags else []))
+    taken = {key.lower() for key in _user_theano_keys()}
+    return {key: value for key, value in defaults.items()
+            if key.lower() not in taken}
+
+
+def _silence_numpy_blas_warning(record):
+    return _NUMPY_BLAS_WARNING not in record.getMessage()
 
 
 def apply_before_theano():
@@ -128,13 +185,43 @@ def apply_before_theano():
     for name, builtin in _NUMPY_ALIASES.items():
         if name not in np.__dict__:
             setattr(np, name, builtin)
-    if 'theano.configparser' not in sys.modules:
-        os.environ['THEANO_FLAGS'] = theano_flag_defaults()
     if sys.version_info >= (3, 11):
         sys.modules.setdefault(_SCAN_EXTENSION, None)
 
 
-class _DownsampleShim(importlib.abc.Loader):
+class _TheanoConfigWithDefaults(object):
+    """Load ``theano.configparser``, then hand it Parmesan's defaults.
+
+    Theano parses ``THEANO_FLAGS`` once, into ``THEANO_FLAGS_DICT``, while
+    this module loads, and reads every setting from that dict (then from
+    the ``.theanorc``) when the setting is declared, later in its import.
+    Adding the defaults to the dict right after the module ran leaves the
+    environment, and so every child process, as the user set it.
+    """
+
+    def __init__(self, loader):
+        self.loader = loader
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        self.loader.exec_module(module)
+        defaults = theano_defaults()
+        for key, value in defaults.items():
+            module.THEANO_FLAGS_DICT.setdefault(key, value)
+        if defaults.get('blas.ldflags') == '':
+            # our choice, not a misconfiguration the user must hear about
+            import logging
+            logging.getLogger('theano.tensor.blas').addFilter(
+                _silence_numpy_blas_warning)
+
+    def __getattr__(self, name):
+        # get_source, is_package, ... for tracebacks and introspection
+        return getattr(self.loader, name)
+
+
+class _DownsampleShim(object):
     """Serve Lasagne 0.1's ``downsample`` from Theano 1.0's ``pool``."""
 
     def create_module(self, spec):
@@ -237,6 +324,11 @@ class _StackFixer(importlib.abc.MetaPathFinder):
             apply_before_theano()
             if sys.version_info >= (3, 12):
                 _provide_distutils()
+        elif fullname == 'theano.configparser':
+            spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+            if spec is not None and spec.loader is not None:
+                spec.loader = _TheanoConfigWithDefaults(spec.loader)
+            return spec
         elif fullname == _DOWNSAMPLE:
             return importlib.machinery.ModuleSpec(fullname, _DownsampleShim())
         elif fullname == 'pygpu':

@@ -12,6 +12,7 @@ import os
 import time
 
 import numpy as np
+import parmesan  # noqa: F401  (before Theano: its speed defaults apply)
 import lasagne
 import theano
 import theano.tensor as T

@@ -2,6 +2,9 @@
 import parmesan_compat
 
 parmesan_compat.install()
+# Before the first Theano import below: Parmesan's users get its speed
+# defaults (float32, ...); see parmesan_compat for what and how to opt out.
+parmesan_compat.enable_speed_defaults()
 
 # The library; the experiments (parmesan.experiments) load on demand.
 # The original Parmesan's modules (distributions, datasets, layers, utils,

@@ -67,9 +67,14 @@ def log_normal(x, mean, std, eps=0.0):
     -------
     Theano tensor: element-wise log N(x; mean, std**2).
 
-    Example
-    -------
-    >>> log_px = log_normal(x, mu, sigma).sum(axis=-1)
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from scipy.stats import norm
+    >>> from parmesan.distributions import log_normal
+    >>> x, mean, std = np.array([0.3, -1.2]), np.array([0., 1.]), np.array([1., 2.])
+    >>> np.allclose(log_normal(x, mean, std).eval(), norm.logpdf(x, mean, std))
+    True
     """
     std = std + _check_eps('log_normal', eps)
     return C - T.log(abs(std)) - (x - mean) ** 2 / (2 * std ** 2)
@@ -88,9 +93,15 @@ def log_normal1(x, mean, var, eps=0.0):
     -------
     Theano tensor: element-wise log N(x; mean, var).
 
-    Example
-    -------
-    >>> log_px = log_normal1(x, mu, var, eps=1e-6).sum(axis=-1)
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from scipy.stats import norm
+    >>> from parmesan.distributions import log_normal1
+    >>> x, mean, var = np.array([0.3, -1.2]), np.array([0., 1.]), np.array([1., 4.])
+    >>> np.allclose(log_normal1(x, mean, var).eval(),
+    ...             norm.logpdf(x, mean, np.sqrt(var)))
+    True
     """
     var = var + _check_eps('log_normal1', eps)
     return C - 0.5 * T.log(var) - (x - mean) ** 2 / (2 * var)
@@ -119,9 +130,15 @@ def log_normal2(x, mean, log_var, eps=0.0):
     elsewhere it is at most ``-(x - mean)**2 / (2 tiny)`` (where the true
     value is smaller still).
 
-    Example
-    -------
-    >>> log_qz = log_normal2(z, mu, log_var).sum(axis=-1)
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from scipy.stats import norm
+    >>> from parmesan.distributions import log_normal2
+    >>> z, mean, log_var = np.array([0.3, -1.2]), np.array([0., 1.]), np.log([1., 4.])
+    >>> np.allclose(log_normal2(z, mean, log_var).eval(),
+    ...             norm.logpdf(z, mean, np.exp(0.5 * log_var)))
+    True
     """
     eps = _check_eps('log_normal2', eps)
     variance = T.exp(T.maximum(log_var, _smallest_log_variance(log_var)))
@@ -131,9 +148,15 @@ def log_normal2(x, mean, log_var, eps=0.0):
 def log_stdnormal(x):
     """Log-density of the standard normal, element-wise.
 
-    Example
-    -------
-    >>> log_pz = log_stdnormal(z).sum(axis=-1)
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from scipy.stats import norm
+    >>> import theano.tensor as T
+    >>> from parmesan.distributions import log_stdnormal
+    >>> z = np.array([0.3, -1.2])
+    >>> np.allclose(log_stdnormal(T.constant(z)).eval(), norm.logpdf(z))
+    True
     """
     return C - 0.5 * x ** 2
 
@@ -155,9 +178,14 @@ def log_bernoulli(x, p, eps=0.0):
     -------
     Theano tensor: x log p + (1 - x) log(1 - p), element-wise.
 
-    Example
-    -------
-    >>> log_px = log_bernoulli(x, x_mu, eps=1e-6).sum(axis=-1)
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from scipy.stats import bernoulli
+    >>> from parmesan.distributions import log_bernoulli
+    >>> x, p = np.array([1., 0., 1.]), np.array([0.9, 0.2, 0.5])
+    >>> np.allclose(log_bernoulli(x, p).eval(), bernoulli.logpmf(x, p))
+    True
     """
     eps = _check_eps('log_bernoulli', eps, below=0.5)
     if eps:
@@ -189,9 +217,16 @@ def log_bernoulli_logits(x, logits, eps=0.0):
     Theano tensor: x log p + (1 - x) log(1 - p), p = sigmoid(logits),
     element-wise.
 
-    Example
-    -------
-    >>> log_px = log_bernoulli_logits(x, logits).sum(axis=-1)
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from scipy.special import expit
+    >>> from scipy.stats import bernoulli
+    >>> from parmesan.distributions import log_bernoulli_logits
+    >>> x, logits = np.array([1., 0., 1.]), np.array([2., -1., 0.])
+    >>> np.allclose(log_bernoulli_logits(x, logits).eval(),
+    ...             bernoulli.logpmf(x, expit(logits)))
+    True
     """
     eps = _check_eps('log_bernoulli_logits', eps, below=0.5)
     if eps > 0:
@@ -218,9 +253,14 @@ def log_multinomial(x, p, eps=0.0):
     Theano vector (N,): log p[n, x[n]] (or sum_k x[n, k] log p[n, k], where
     a class with x[n, k] = 0 contributes 0 even if p[n, k] = 0).
 
-    Example
-    -------
-    >>> log_py = log_multinomial(labels, classifier_output, eps=1e-8)
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from parmesan.distributions import log_multinomial
+    >>> p = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]])
+    >>> labels = np.array([0, 2], dtype='int32')
+    >>> np.allclose(log_multinomial(labels, p).eval(), np.log([0.7, 0.8]))
+    True
     """
     eps = _check_eps('log_multinomial', eps)
     p = p + eps if eps else p
@@ -232,9 +272,13 @@ def log_multinomial(x, p, eps=0.0):
 def kl_normal1_stdnormal(mean, var, eps=0.0):
     """KL(N(mean, var) || N(0, 1)), element-wise.
 
-    Example
-    -------
-    >>> kl = kl_normal1_stdnormal(mu, var).sum(axis=-1)
+    Examples
+    --------
+    KL(N(1, 1) || N(0, 1)) is half the squared distance of the means:
+
+    >>> from parmesan.distributions import kl_normal1_stdnormal
+    >>> round(float(kl_normal1_stdnormal(1., 1.).eval()), 6)
+    0.5
     """
     var = var + _check_eps('kl_normal1_stdnormal', eps)
     return 0.5 * (var + mean ** 2 - 1.0 - T.log(var))
@@ -243,9 +287,15 @@ def kl_normal1_stdnormal(mean, var, eps=0.0):
 def kl_normal2_stdnormal(mean, log_var):
     """KL(N(mean, exp(log_var)) || N(0, 1)), element-wise.
 
-    Example
-    -------
-    >>> kl = kl_normal2_stdnormal(mu, log_var).sum(axis=-1)
+    Examples
+    --------
+    KL(N(0, 4) || N(0, 1)) = (4 - 1 - log 4) / 2:
+
+    >>> import numpy as np
+    >>> from parmesan.distributions import kl_normal2_stdnormal
+    >>> kl = kl_normal2_stdnormal(0., np.log(4.)).eval()
+    >>> bool(np.isclose(kl, (4 - 1 - np.log(4)) / 2))
+    True
     """
     return -0.5 * (1.0 + log_var - mean ** 2 - T.exp(log_var))
 
@@ -260,9 +310,15 @@ def kl_normal1_normal1(mean1, var1, mean2, var2, eps=0.0):
     eps : float
         Added to both variances.
 
-    Example
-    -------
-    >>> kl = kl_normal1_normal1(mu_q, var_q, mu_p, var_p).sum(axis=-1)
+    Examples
+    --------
+    KL(N(0, 1) || N(1, 4)) = (log 4 + (1 + 1) / 4 - 1) / 2:
+
+    >>> import numpy as np
+    >>> from parmesan.distributions import kl_normal1_normal1
+    >>> kl = kl_normal1_normal1(0., 1., 1., 4.).eval()
+    >>> bool(np.isclose(kl, (np.log(4) + 2 / 4 - 1) / 2))
+    True
     """
     eps = _check_eps('kl_normal1_normal1', eps)
     var1, var2 = var1 + eps, var2 + eps
@@ -280,9 +336,15 @@ def kl_normal2_normal2(mean1, log_var1, mean2, log_var2, eps=0.0):
     eps : float
         Added to the denominator 2 exp(log_var2).
 
-    Example
-    -------
-    >>> kl = kl_normal2_normal2(mu_q, lv_q, mu_p, lv_p).sum(axis=-1)
+    Examples
+    --------
+    The same KL as in :func:`kl_normal1_normal1`, from log-variances:
+
+    >>> import numpy as np
+    >>> from parmesan.distributions import kl_normal2_normal2
+    >>> kl = kl_normal2_normal2(0., 0., 1., np.log(4.)).eval()
+    >>> bool(np.isclose(kl, (np.log(4) + 2 / 4 - 1) / 2))
+    True
     """
     eps = _check_eps('kl_normal2_normal2', eps)
     return (0.5 * (log_var2 - log_var1)
@@ -332,11 +394,20 @@ def log_concrete(y, logits, temperature, eps=0.0):
     -------
     Theano tensor (...): one log-density per row.
 
-    Example
-    -------
-    >>> l_y = GumbelSoftmaxSampleLayer(l_logits, 0.5, iw_samples=5)
-    >>> y, logits = get_output([l_y, l_logits])
-    >>> log_qy = log_concrete(y, T.repeat(logits, 5, axis=0), 0.5, eps=1e-30)
+    Examples
+    --------
+    With equal logits and temperature 1 the Concrete distribution is
+    uniform on the simplex: its log-density is 0 everywhere.
+
+    >>> import numpy as np
+    >>> from parmesan.distributions import log_concrete
+    >>> y = np.array([[0.2, 0.8], [0.5, 0.5]])
+    >>> np.allclose(log_concrete(y, np.zeros(2), 1.0).eval(), [0, 0])
+    True
+
+    For samples of :class:`parmesan.layers.GumbelSoftmaxSampleLayer` with
+    ``iw_samples=5``, repeat the logits:
+    ``log_concrete(y, T.repeat(logits, 5, axis=0), 0.5, eps=1e-30)``.
     """
     eps = _check_eps('log_concrete', eps)
     log_y = T.log(T.clip(y, eps, 1.0)) if eps else T.log(y)
@@ -364,9 +435,17 @@ def kl_categorical_uniform(probs):
     -------
     Theano tensor (...): one KL per row.
 
-    Example
-    -------
-    >>> kl_y = kl_categorical_uniform(T.nnet.softmax(logits))
+    Examples
+    --------
+    A certain outcome of 4 is log 4 nats away from the uniform:
+
+    >>> import numpy as np
+    >>> import theano.tensor as T
+    >>> from parmesan.distributions import kl_categorical_uniform
+    >>> probs = T.constant([[1., 0., 0., 0.], [.25, .25, .25, .25]])
+    >>> kl = kl_categorical_uniform(probs)
+    >>> np.allclose(kl.eval(), [np.log(4), 0])
+    True
     """
     num_categories = T.cast(probs.shape[-1], probs.dtype)
     # Take the log of 1 where p = 0: switching after the log would still
@@ -391,9 +470,16 @@ def kl_categorical_logits_uniform(logits):
     -------
     Theano tensor (...): one KL per row.
 
-    Example
-    -------
-    >>> kl_y = kl_categorical_logits_uniform(logits).sum()
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from scipy.special import softmax
+    >>> from scipy.stats import entropy
+    >>> from parmesan.distributions import kl_categorical_logits_uniform
+    >>> logits = np.array([[np.log(3.), 0.], [5., -2.]])
+    >>> np.allclose(kl_categorical_logits_uniform(logits).eval(),
+    ...             np.log(2) - entropy(softmax(logits, axis=1), axis=1))
+    True
     """
     log_p = _log_softmax(logits)
     num_categories = T.cast(logits.shape[-1], log_p.dtype)

@@ -5,7 +5,7 @@ __all__ = ['softplus', 'exp_half']
 
 
 def softplus(x):
-    """Softplus log(1 + exp(x)), numerically stable for large |x|.
+    """Softplus log(1 + exp(x)), numerically stable for large ``|x|``.
 
     Parameters
     ----------
@@ -15,10 +15,16 @@ def softplus(x):
     -------
     Theano tensor, element-wise softplus of `x`.
 
-    Example
-    -------
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import theano.tensor as T
+    >>> from lasagne.layers import DenseLayer, InputLayer
     >>> from parmesan.nonlinearities import softplus
-    >>> layer = lasagne.layers.DenseLayer(l_in, 10, nonlinearity=softplus)
+    >>> layer = DenseLayer(InputLayer((None, 5)), 10, nonlinearity=softplus)
+    >>> x = np.array([-3., 0., 3.])
+    >>> np.allclose(softplus(T.constant(x)).eval(), np.log1p(np.exp(x)))
+    True
     """
     return T.nnet.softplus(x)
 

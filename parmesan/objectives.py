@@ -82,10 +82,18 @@ def vimco_learning_signals(log_weights, num_samples=None):
     Theano matrix (rows, K), rows = batch (* eq): the learning signal of
     each sample.
 
-    Example
-    -------
-    >>> log_w = T.matrix('log_w')                   # (batch, K)
-    >>> signals = vimco_learning_signals(log_w)
+    Examples
+    --------
+    With K = 2 weights (1, 3): L = log 2; replacing w_1 by the geometric
+    mean of the others (3) gives log 3, replacing w_2 gives log 1:
+
+    >>> import numpy as np
+    >>> import theano.tensor as T
+    >>> from parmesan.objectives import vimco_learning_signals
+    >>> log_w = T.constant(np.log([[1., 3.]]))       # (batch, K)
+    >>> np.allclose(vimco_learning_signals(log_w).eval(),
+    ...             [[np.log(2) - np.log(3), np.log(2) - np.log(1)]])
+    True
     """
     _check_num_samples(num_samples)
     log_w = _as_rows(log_weights, num_samples, 'log_weights')
@@ -135,11 +143,19 @@ def vimco_surrogate(log_weights, log_q, num_samples=None):
     -------
     Theano scalar to maximise.
 
-    Example
-    -------
-    >>> terms = model.terms()                       # each (batch, eq, K)
-    >>> objective = vimco_surrogate(terms['log_w'], terms['log_qh'])
-    >>> updates = lasagne.updates.adam(-objective, params)
+    Examples
+    --------
+    Its value is the bound, here log 2:
+
+    >>> import numpy as np
+    >>> import theano.tensor as T
+    >>> from parmesan.objectives import vimco_surrogate
+    >>> log_w = T.constant(np.log([[1., 3.]]))
+    >>> log_q = T.constant(np.log([[0.5, 0.25]]))
+    >>> bool(np.isclose(vimco_surrogate(log_w, log_q).eval(), np.log(2)))
+    True
+
+    Training maximises it: ``lasagne.updates.adam(-objective, params)``.
     """
     _check_num_samples(num_samples)
     log_w = _as_rows(log_weights, num_samples, 'log_weights')

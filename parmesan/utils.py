@@ -35,12 +35,18 @@ def log_sum_exp(A, axis=None, sum_op=T.sum, keepdims=False):
         If `sum_op` is not callable (e.g. a `keepdims` flag passed as the
         third positional argument).
 
-    Example
-    -------
+    Examples
+    --------
+    Finite also where exp overflows:
+
+    >>> import numpy as np
     >>> import theano.tensor as T
-    >>> x = T.matrix()
-    >>> log_px = log_sum_exp(x, axis=1) - T.log(x.shape[1])
-    >>> same = log_sum_exp(x, 1, T.mean)
+    >>> from scipy.special import logsumexp
+    >>> from parmesan.utils import log_sum_exp
+    >>> x = np.array([[1000., 1000.], [-2., 3.]])
+    >>> np.allclose(log_sum_exp(T.constant(x), axis=1).eval().ravel(),
+    ...             logsumexp(x, axis=1))
+    True
     """
     if isinstance(sum_op, (bool, np.bool_)) or not callable(sum_op):
         raise TypeError('log_sum_exp: the third argument is sum_op, a '
@@ -76,11 +82,15 @@ def log_mean_exp(A, axis=None, keepdims=False):
     -------
     Theano tensor.
 
-    Example
-    -------
+    Examples
+    --------
+    >>> import numpy as np
     >>> import theano.tensor as T
-    >>> log_w = T.matrix()  # (batch, k) log importance weights
-    >>> iwae_bound = log_mean_exp(log_w, axis=1)
+    >>> from parmesan.utils import log_mean_exp
+    >>> log_w = np.log([[1., 3.], [2., 2.]])
+    >>> np.allclose(log_mean_exp(T.constant(log_w), axis=1).eval().ravel(),
+    ...             np.log([2., 2.]))
+    True
     """
     return log_sum_exp(A, axis, T.mean, keepdims=keepdims)
 
@@ -109,10 +119,22 @@ def importance_weighted_bound(log_weights, eq_samples, iw_samples):
     axis of log (1/iw) sum_i w_{e,i}. With iw_samples=1 this is the
     Monte-Carlo ELBO; with eq_samples=1 the IWAE bound L_k, k=iw_samples.
 
-    Example
-    -------
-    >>> log_w = log_px_given_z + log_pz - log_qz_given_x  # (B*eq*iw,)
-    >>> loss = -importance_weighted_bound(log_w, eq, iw).mean()
+    Examples
+    --------
+    Two examples, eq_samples=1, iw_samples=2: L_2 is the log of the mean
+    weight of each example.
+
+    >>> import numpy as np
+    >>> import theano.tensor as T
+    >>> from parmesan.utils import importance_weighted_bound
+    >>> log_w = T.constant(np.log([1., 3., 2., 2.]))  # rows: (b=0, i=0), (0, 1), ...
+    >>> np.allclose(importance_weighted_bound(log_w, 1, 2).eval(),
+    ...             np.log([2., 2.]))
+    True
+
+    In a model, ``log_w = log_px_given_z + log_pz - log_qz_given_x`` over
+    the samples of :class:`parmesan.layers.SampleLayer`, and the loss is
+    ``-importance_weighted_bound(log_w, eq, iw).mean()``.
     """
     if log_weights.ndim != 1:
         raise ValueError('importance_weighted_bound needs a vector of '
@@ -132,11 +154,13 @@ class ConfusionMatrix(object):
     n_classes : int
     class_names : list of str, optional
 
-    Example
-    -------
-    >>> cm = ConfusionMatrix(10)
-    >>> cm.batchadd(predicted_labels, true_labels)
-    >>> cm.accuracy(), cm.sensitivity()
+    Examples
+    --------
+    >>> from parmesan.utils import ConfusionMatrix
+    >>> cm = ConfusionMatrix(3)
+    >>> cm.batchadd([0, 1, 2, 2], [0, 1, 1, 2])  # predicted, true
+    >>> cm.accuracy(), cm.sensitivity().tolist()
+    (0.75, [1.0, 0.5, 1.0])
     """
 
     def __init__(self, n_classes, class_names=None):

@@ -11,6 +11,9 @@ if 'floatx' not in os.environ.get('THEANO_FLAGS', '').lower():
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+# Parmesan before Theano, as its users do: its speed defaults other than
+# floatX (allow_gc, vector math) apply to the suite too.
+import parmesan  # noqa: E402,F401
 import theano  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -1,6 +1,8 @@
 """The stack fixes take effect whatever the user imports first."""
+import itertools
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -9,6 +11,7 @@ import numpy as np
 import pytest
 
 import parmesan_compat
+from conftest import REPO
 
 POOL_AND_SCAN = '''
 import json
@@ -31,21 +34,31 @@ print(json.dumps(scan(np.arange(4.).astype(v.dtype)).tolist()))
 EXPECTED_POOL = [[6.0 + 5 * r + c for c in range(4)] for r in range(3)]
 
 
-def run_python(code, env_update=None, cwd='/'):
+def run_python(code, env_update=None, cwd='/', flags=(), quiet=True):
+    """Run `code` in a fresh interpreter without the suite's THEANO_FLAGS;
+    return its stdout lines. `quiet`: it must print nothing to stderr (no
+    warning from the default set-up)."""
     env = dict(os.environ)
     env.pop('THEANO_FLAGS', None)
+    env.pop(parmesan_compat.OPT_OUT_VARIABLE, None)
     env.update(env_update or {})
-    result = subprocess.run([sys.executable, '-c', code], env=env, cwd=cwd,
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run([sys.executable] + list(flags) + ['-c', code],
+                            env=env, cwd=cwd, capture_output=True, text=True,
+                            timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
+    if quiet:
+        # waiting for another process's lock on the shared compile cache
+        # is news, not a warning
+        assert [line for line in result.stderr.splitlines() if not
+                line.startswith('INFO (theano.gof.compilelock)')] == []
     return result.stdout.split('\n')
 
 
-@pytest.mark.parametrize('first', [
-    'import theano', 'import lasagne', 'import parmesan',
-    'import lasagne, parmesan', 'import parmesan, theano'])
-def test_any_import_order_works_in_a_fresh_interpreter(first):
-    out = run_python(first + '\n' + POOL_AND_SCAN)
+@pytest.mark.parametrize('order', list(itertools.permutations(
+    ['theano', 'lasagne', 'parmesan'])), ids='-'.join)
+def test_any_import_order_works_in_a_fresh_interpreter(order):
+    out = run_python(''.join('import %s\n' % name for name in order) +
+                     POOL_AND_SCAN)
     assert json.loads(out[0]) == EXPECTED_POOL
     assert json.loads(out[1]) == [0.0, 1.0, 3.0, 6.0]
 
@@ -59,46 +72,93 @@ def test_pool_shim_matches_numpy():
     assert pooled == reference == EXPECTED_POOL
 
 
-SETTINGS = ('import theano\nc = theano.config\nprint(c.floatX, c.allow_gc, '
-            'repr(c.blas.ldflags), repr(c.gcc.cxxflags))')
+SETTINGS = ('import os, json, subprocess, sys\nimport theano\n'
+            'c = theano.config\nprint(c.floatX, c.allow_gc, '
+            'repr(c.blas.ldflags), repr(c.gcc.cxxflags))\n'
+            'print(json.dumps(os.environ.get("THEANO_FLAGS")))\n'
+            'print(subprocess.run([sys.executable, "-c", "import os; '
+            'print(os.environ.get(\'THEANO_FLAGS\'))"], capture_output=True,'
+            ' text=True).stdout.strip())')
+#: Theano 1.0.5's own defaults, blas.ldflags aside (the compatibility fix).
+THEANO_OWN = "float64 True '' ''"
+PARMESAN_SPEED = "float32 False '' %r" % (
+    parmesan_compat.speed_defaults().get('gcc.cxxflags', ''),)
 
 
-def test_speed_defaults_apply_when_the_user_sets_nothing():
-    out = run_python(SETTINGS)
-    assert out[0] == "float32 False '' %r" % (
-        parmesan_compat.THEANO_DEFAULTS.get('gcc.cxxflags', ''),)
+@pytest.mark.parametrize('first, expected', [
+    ('import parmesan', PARMESAN_SPEED),
+    ('import parmesan.experiments', PARMESAN_SPEED),
+    ('import theano; import parmesan', THEANO_OWN),
+    ('import lasagne, parmesan', THEANO_OWN),
+    ('', THEANO_OWN)])
+def test_speed_defaults_only_for_parmesan_imported_before_theano(
+        first, expected):
+    out = run_python(first + '\n' + SETTINGS)
+    assert out[0] == expected
+    # the environment, and so every child process, is left as it was
+    assert out[1:3] == ['null', 'None']
 
 
-def test_users_theano_flags_are_respected():
-    out = run_python(SETTINGS, {'THEANO_FLAGS': 'floatX=float64,'
-                                'blas.ldflags=-lm,allow_gc=True,'
-                                'gcc.cxxflags=-O1'})
+def test_speed_defaults_can_be_switched_off():
+    out = run_python('import parmesan\n' + SETTINGS,
+                     {parmesan_compat.OPT_OUT_VARIABLE: '1'})
+    assert out[0] == THEANO_OWN
+    out = run_python('import parmesan\n' + SETTINGS,
+                     {parmesan_compat.OPT_OUT_VARIABLE: '0'})
+    assert out[0] == PARMESAN_SPEED
+
+
+def test_users_theano_flags_are_respected_and_passed_on_unchanged():
+    flags = 'floatX=float64,blas.ldflags=-lm,allow_gc=True,gcc.cxxflags=-O1'
+    out = run_python('import parmesan\n' + SETTINGS, {'THEANO_FLAGS': flags},
+                     quiet=False)
     assert out[0] == "float64 True '-lm' '-O1'"
+    assert out[1:3] == [json.dumps(flags), flags]
+
+
+def test_one_user_flag_leaves_the_other_defaults():
+    out = run_python('import parmesan\n' + SETTINGS,
+                     {'THEANO_FLAGS': 'allow_gc=True'})
+    assert out[0] == PARMESAN_SPEED.replace('False', 'True')
 
 
 def test_theanorc_settings_are_not_overridden(tmp_path):
     rc = tmp_path / 'theanorc'
     rc.write_text('[global]\nfloatX = float64\nallow_gc = True\n'
                   '[blas]\nldflags = -lm\n[gcc]\ncxxflags = -O1\n')
-    out = run_python(SETTINGS, {'THEANORC': str(rc)})
+    out = run_python('import parmesan\n' + SETTINGS, {'THEANORC': str(rc)},
+                     quiet=False)
     assert out[0] == "float64 True '-lm' '-O1'"
 
 
-def test_flag_defaults_prepend_and_skip_user_keys(monkeypatch, tmp_path):
+def test_theano_defaults_skip_the_users_keys(monkeypatch, tmp_path):
     monkeypatch.setenv('THEANORC', str(tmp_path / 'absent'))
-    monkeypatch.setenv('THEANO_FLAGS', 'floatX=float64')
-    ours = dict(parmesan_compat.THEANO_DEFAULTS)
-    del ours['floatX']
-    assert parmesan_compat.theano_flag_defaults() == ','.join(
-        ['%s=%s' % kv for kv in sorted(ours.items())] + ['floatX=float64'])
-    monkeypatch.setenv('THEANO_FLAGS', ','.join(
-        '%s=%s' % kv for kv in sorted(parmesan_compat.THEANO_DEFAULTS.items())))
-    assert parmesan_compat.theano_flag_defaults() == \
-        os.environ['THEANO_FLAGS']
+    monkeypatch.setattr(parmesan_compat, '_speed_defaults_wanted', True)
+    monkeypatch.setenv('THEANO_FLAGS', 'floatX=float64,device=cpu')
+    expected = dict(parmesan_compat.COMPAT_DEFAULTS)
+    expected.update(parmesan_compat.speed_defaults())
+    del expected['floatX']
+    assert parmesan_compat.theano_defaults() == expected
+    monkeypatch.setattr(parmesan_compat, '_speed_defaults_wanted', False)
+    monkeypatch.setenv('THEANO_FLAGS', '')
+    assert parmesan_compat.theano_defaults() == {'blas.ldflags': ''}
+    monkeypatch.setenv('THEANO_FLAGS', 'blas.ldflags=-lblas')
+    assert parmesan_compat.theano_defaults() == {}
+
+
+def test_numpy_blas_warning_silenced_only_where_parmesan_chose_it():
+    run_python('import lasagne')  # quiet: asserts an empty stderr
+    env = {'THEANO_FLAGS': 'blas.ldflags='}
+    result = subprocess.run([sys.executable, '-c', 'import lasagne'],
+                            env=dict(os.environ, **env), capture_output=True,
+                            text=True, timeout=600)
+    assert 'Using NumPy C-API based implementation for BLAS' in \
+        result.stderr
 
 
 VECTOR_MATH = """
 import json
+import parmesan  # its speed defaults: the vector math
 import numpy as np
 import theano, theano.tensor as T
 x = T.vector('x')
@@ -143,10 +203,37 @@ def test_numpy_aliases_are_the_builtins():
         (bool, int, float, complex, object)
 
 
+HOOK = os.path.join(REPO, 'parmesan_compat.pth')
+HOOK_INSTALLED = """
+import site, sys
+site.addsitedir(sys.argv[1])
+print(any(type(f).__name__ == '_StackFixer' for f in sys.meta_path))
+"""
+
+
+@pytest.mark.parametrize('module, installed', [
+    (None, 'False'),                    # stale: the checkout moved away
+    ('raise RuntimeError("broken")\n', 'False'),
+    (open(parmesan_compat.__file__).read(), 'True')])
+def test_startup_hook_is_silent_where_parmesan_is_gone_or_broken(
+        tmp_path, module, installed):
+    """Python runs the .pth of a site directory at start-up; -S keeps the
+    venv's own site-packages (and the real parmesan_compat) out of it."""
+    shutil.copy(HOOK, tmp_path)
+    if module is not None:
+        (tmp_path / 'parmesan_compat.py').write_text(module)
+    result = subprocess.run(
+        [sys.executable, '-S', '-c', HOOK_INSTALLED, str(tmp_path)],
+        capture_output=True, text=True, timeout=60, cwd='/')
+    assert (result.returncode, result.stderr) == (0, '')
+    assert result.stdout.strip() == installed
+
+
 def test_startup_hook_is_installed():
     site = sysconfig.get_paths()['purelib']
-    with open(os.path.join(site, 'parmesan_compat.pth')) as hook:
-        assert 'parmesan_compat.install()' in hook.read()
+    with open(os.path.join(site, 'parmesan_compat.pth')) as installed, \
+            open(HOOK) as source:
+        assert installed.read() == source.read()
 
 
 def _fake_pygpu(folder, extension):

@@ -37,10 +37,21 @@ def importance_sampled_log_likelihood(log_weights, x, num_samples=5000,
     -------
     array (N,): L_k for each example.
 
-    Example
-    -------
-    >>> ll = importance_sampled_log_likelihood(f_log_w, x_test, 5000)
-    >>> print('test LL %.2f' % ll.mean())
+    Examples
+    --------
+    With weights that do not depend on the sample, L_k is their log,
+    whatever the chunking:
+
+    >>> import numpy as np
+    >>> from parmesan.experiments.evaluation import (
+    ...     importance_sampled_log_likelihood)
+    >>> def log_weights(x_batch, iw):  # a model's compiled function goes here
+    ...     return np.repeat(np.log(x_batch[:, 0]), iw)
+    >>> x = np.array([[2.], [5.]])
+    >>> ll = importance_sampled_log_likelihood(log_weights, x, 5000,
+    ...                                        max_rows=3000)
+    >>> np.allclose(ll, np.log([2., 5.]))
+    True
     """
     if num_samples < 1 or max_rows < 1:
         raise ValueError('num_samples and max_rows must be at least 1, got '
@@ -78,9 +89,14 @@ def active_units(posterior_mean, x, threshold=0.01, batch_size=1000):
     -------
     (int, array): the number of active units and every unit's variance.
 
-    Example
-    -------
-    >>> count, variances = active_units(f_mu, x_test)
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from parmesan.experiments.evaluation import active_units
+    >>> x = np.random.RandomState(1).normal(size=(500, 2))
+    >>> count, variances = active_units(lambda x_batch: x_batch * [1, 0.01], x)
+    >>> count
+    1
     """
     means = np.concatenate([posterior_mean(x[rows]) for rows in
                             iterate_minibatches(len(x), batch_size)])

@@ -111,12 +111,16 @@ class LadderNetwork(ExperimentModel):
     -------
     An object holding the layers; :meth:`training_terms` builds the cost.
 
-    Example
-    -------
-    >>> net = LadderNetwork((784, 1000, 500, 250, 250, 250, 10))
-    >>> terms = net.training_terms(lambdas=(1000, 10, .1, .1, .1, .1, .1))
-    >>> train = theano.function([net.x, net.targets, net.num_labelled],
-    ...                         terms['cost'], updates=...)
+    Examples
+    --------
+    The paper's network is ``LadderNetwork((784, 1000, 500, 250, 250, 250,
+    10))`` with lambdas ``(1000, 10, .1, .1, .1, .1, .1)``; a small one:
+
+    >>> from parmesan.experiments.ladder import LadderNetwork
+    >>> net = LadderNetwork((6, 4, 3))
+    >>> terms = net.training_terms(lambdas=(1000, 10, 0.1))
+    >>> list(terms)
+    ['cost', 'class_cost', 'error', 'denoise0', 'denoise1', 'denoise2']
     """
 
     def __init__(self, layer_sizes, noise_std=0.3, combinator='gauss',
@@ -264,9 +268,12 @@ class LadderNetwork(ExperimentModel):
         batch statistics) and 'denoise0'..'denoiseL' (unweighted
         denoising costs, each a mean over unlabelled rows and units).
 
-        Example
-        -------
-        >>> terms = net.training_terms((1000, 10, .1, .1, .1, .1, .1))
+        Examples
+        --------
+        >>> from parmesan.experiments.ladder import LadderNetwork
+        >>> terms = LadderNetwork((6, 4, 3)).training_terms((1000, 10, 0.1))
+        >>> terms['cost'].ndim
+        0
         """
         lambdas = [float(value) for value in lambdas]
         if len(lambdas) != len(self.layer_sizes):
@@ -314,10 +321,21 @@ class LadderNetwork(ExperimentModel):
         the monitored numbers, named by `names`, and updates the
         parameters; `x` holds the `num_labelled` labelled rows first.
 
-        Example
-        -------
-        >>> train, names = net.compile_train(lr, lambdas)
-        >>> values = train(x_batch, t_labelled, len(t_labelled))
+        Examples
+        --------
+        One step on a batch of 2 labelled rows (first) and 2 unlabelled:
+
+        >>> import numpy as np
+        >>> import theano
+        >>> from lasagne.utils import floatX
+        >>> from parmesan.experiments.ladder import LadderNetwork
+        >>> net = LadderNetwork((6, 4, 3))
+        >>> lr = theano.shared(floatX(0.002))
+        >>> train, names = net.compile_train(lr, (1000, 10, 0.1))
+        >>> x_batch = floatX(np.random.RandomState(1).rand(4, 6))
+        >>> values = train(x_batch, np.array([0, 2], 'int32'), 2)
+        >>> len(values) == len(names), bool(np.isfinite(values).all())
+        (True, True)
         """
         terms = self.training_terms(lambdas)
         # The paper's plain Adam: no gradient clipping.
@@ -342,12 +360,20 @@ class LadderNetwork(ExperimentModel):
         'predict'(x) returns the clean class probabilities with the stored
         statistics (``deterministic=True``).
 
-        Example
-        -------
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from lasagne.utils import floatX
+        >>> from parmesan.experiments.evaluation import collect_statistics
+        >>> from parmesan.experiments.ladder import LadderNetwork
+        >>> net = LadderNetwork((6, 4, 3))
         >>> evaluation = net.compile_evaluation()
-        >>> collect_statistics(evaluation['collect'], x_train,
+        >>> x = floatX(np.random.RandomState(1).rand(20, 6))
+        >>> collect_statistics(evaluation['collect'], x,
         ...                    net.normalize_layers())
-        >>> probabilities = evaluation['predict'](x_test)
+        >>> probabilities = evaluation['predict'](x)
+        >>> probabilities.shape, np.allclose(probabilities.sum(axis=1), 1)
+        ((20, 3), True)
         """
         every_row = [(self.num_labelled, T.constant(0, dtype='int32'))]
         collected = get_output(self.output, clean=True, deterministic=True,

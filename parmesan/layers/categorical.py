@@ -154,12 +154,21 @@ class GumbelSoftmaxSampleLayer(_RelaxedCategoricalMixin, Layer):
     A layer with output shape (batch * eq_samples * iw_samples, K) whose rows
     lie on the probability simplex.
 
-    Example
-    -------
-    >>> tau = theano.shared(np.float32(1.0))
-    >>> l_logits = DenseLayer(l_enc, 10, nonlinearity=None)
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import theano
+    >>> from lasagne.layers import InputLayer, get_output
+    >>> from lasagne.utils import floatX
+    >>> from parmesan.layers import GumbelSoftmaxSampleLayer
+    >>> tau = theano.shared(floatX(1.0))
+    >>> l_logits = InputLayer((None, 10))
     >>> l_y = GumbelSoftmaxSampleLayer(l_logits, tau, iw_samples=5)
-    >>> tau.set_value(np.float32(0.5))  # anneal; no recompilation needed
+    >>> sample = theano.function([l_logits.input_var], get_output(l_y))
+    >>> tau.set_value(floatX(0.5))  # anneal; no recompilation needed
+    >>> y = sample(floatX(np.zeros((2, 10))))
+    >>> y.shape, np.allclose(y.sum(axis=1), 1)
+    ((10, 10), True)
     """
 
     def __init__(self, logits, temperature, eq_samples=1, iw_samples=1,
@@ -222,11 +231,18 @@ class LogisticNormalSampleLayer(_RelaxedCategoricalMixin, MergeLayer):
     A layer with output shape (batch * eq_samples * iw_samples, K) whose rows
     lie on the probability simplex.
 
-    Example
-    -------
-    >>> l_mu = DenseLayer(l_enc, 10, nonlinearity=None)
-    >>> l_lv = DenseLayer(l_enc, 10, nonlinearity=None)
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lasagne.layers import InputLayer, get_output
+    >>> from lasagne.utils import floatX
+    >>> from parmesan.layers import LogisticNormalSampleLayer
+    >>> l_mu, l_lv = InputLayer((None, 10)), InputLayer((None, 10))
     >>> l_y = LogisticNormalSampleLayer(l_mu, l_lv, temperature=1 / 3.)
+    >>> zeros = floatX(np.zeros((4, 10)))
+    >>> y = get_output(l_y, {l_mu: zeros, l_lv: zeros}).eval()
+    >>> y.shape, np.allclose(y.sum(axis=1), 1), bool((y >= 0).all())
+    ((4, 10), True, True)
     """
 
     def __init__(self, mean, log_var, temperature, eq_samples=1,

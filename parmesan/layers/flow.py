@@ -108,6 +108,7 @@ class NormalizingPlanarFlowLayer(Layer):
     Example
     -------
     >>> from lasagne.layers import InputLayer
+    >>> from parmesan.layers import ListIndexLayer, NormalizingPlanarFlowLayer
     >>> l_z0 = InputLayer((None, 2))
     >>> l_flow = NormalizingPlanarFlowLayer(l_z0)
     >>> l_z1, l_logdet = ListIndexLayer(l_flow, 0), ListIndexLayer(l_flow, 1)
@@ -508,6 +509,8 @@ class InverseAutoregressiveFlowLayer(MergeLayer):
     Example
     -------
     >>> from lasagne.layers import InputLayer
+    >>> from parmesan.layers import (InverseAutoregressiveFlowLayer,
+    ...                              ListIndexLayer)
     >>> l_z = InputLayer((None, 4))
     >>> l_iaf_1 = InverseAutoregressiveFlowLayer(l_z, num_hidden=20)
     >>> l_iaf_2 = InverseAutoregressiveFlowLayer(

@@ -27,12 +27,24 @@ class DecoderNormalizeLayer(MergeLayer):
     -------
     A layer with the shape of `incoming`.
 
-    Example
-    -------
-    >>> l_stats = NormalizeLayer(l_dense, return_stats=True)
+    Examples
+    --------
+    Normalising a batch with its own encoder statistics:
+
+    >>> import numpy as np
+    >>> from lasagne.layers import InputLayer, get_output
+    >>> from lasagne.utils import floatX
+    >>> from parmesan.layers import (DecoderNormalizeLayer, ListIndexLayer,
+    ...                              NormalizeLayer)
+    >>> l_z = InputLayer((None, 3))
+    >>> l_stats = NormalizeLayer(l_z, return_stats=True)
     >>> l_mean = ListIndexLayer(l_stats, 1)
     >>> l_var = ListIndexLayer(l_stats, 2)
-    >>> l_zhat_bn = DecoderNormalizeLayer(l_zhat, l_mean, l_var)
+    >>> l_zhat_bn = DecoderNormalizeLayer(l_z, l_mean, l_var)
+    >>> z = floatX(np.random.RandomState(0).normal(2, 5, size=(100, 3)))
+    >>> out = get_output(l_zhat_bn, z).eval()
+    >>> np.allclose(out, (z - z.mean(axis=0)) / z.std(axis=0), atol=1e-4)
+    True
     """
 
     def __init__(self, incoming, mean, var, epsilon=0.0, **kwargs):
@@ -126,9 +138,19 @@ class DenoiseLayer(_PerUnitCombinator):
     The parameters come in the original Parmesan's order a1..a4, c1..c4,
     b1, each of shape (units,); b1 is not regularizable.
 
-    Example
-    -------
+    Examples
+    --------
+    At its initial parameters the combinator passes the noisy z through:
+
+    >>> import numpy as np
+    >>> from lasagne.layers import InputLayer, get_output
+    >>> from lasagne.utils import floatX
+    >>> from parmesan.layers import DenoiseLayer
+    >>> l_u, l_z_noisy = InputLayer((None, 3)), InputLayer((None, 3))
     >>> l_zhat = DenoiseLayer(l_u, l_z_noisy)
+    >>> u, z = floatX(np.ones((2, 3))), floatX(np.arange(6).reshape(2, 3))
+    >>> np.allclose(get_output(l_zhat, {l_u: u, l_z_noisy: z}).eval(), z)
+    True
     """
 
     # The original Parmesan's order and tags, so that its saved parameter
@@ -184,9 +206,20 @@ class GaussianDenoiseLayer(_PerUnitCombinator):
     -------
     A layer with the shape of `z_net`.
 
-    Example
-    -------
+    Examples
+    --------
+    At its initial parameters (a1 ... a10 of the paper) the weight v is 0,
+    so the estimate is the mean mu, also 0:
+
+    >>> import numpy as np
+    >>> from lasagne.layers import InputLayer, get_output
+    >>> from lasagne.utils import floatX
+    >>> from parmesan.layers import GaussianDenoiseLayer
+    >>> l_u, l_z_noisy = InputLayer((None, 3)), InputLayer((None, 3))
     >>> l_zhat = GaussianDenoiseLayer(l_u, l_z_noisy)
+    >>> u, z = floatX(np.ones((2, 3))), floatX(np.arange(6).reshape(2, 3))
+    >>> get_output(l_zhat, {l_u: u, l_z_noisy: z}).eval().tolist()
+    [[0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]
     """
 
     _INITIAL = {'a1': 0., 'a2': 1., 'a3': 0., 'a4': 0., 'a5': 0.,

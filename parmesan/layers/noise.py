@@ -48,11 +48,18 @@ class GaussianCorruptionLayer(_CorruptionLayer):
     -------
     A layer with the shape of its input.
 
-    Example
-    -------
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lasagne.layers import InputLayer, get_output
+    >>> from lasagne.utils import floatX
+    >>> from parmesan.layers import GaussianCorruptionLayer
     >>> l_noisy = GaussianCorruptionLayer(InputLayer((None, 784)), 0.3)
-    >>> corrupted = get_output(l_noisy)
-    >>> clean = get_output(l_noisy, clean=True)
+    >>> x = floatX(np.ones((100, 784)))
+    >>> round(float(get_output(l_noisy, x).eval().std()), 2)
+    0.3
+    >>> bool((get_output(l_noisy, x, clean=True).eval() == x).all())
+    True
     """
 
     def __init__(self, incoming, std, seed=None, **kwargs):
@@ -88,9 +95,18 @@ class DropoutCorruptionLayer(_CorruptionLayer):
     -------
     A layer with the shape of its input.
 
-    Example
-    -------
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lasagne.layers import InputLayer, get_output
+    >>> from lasagne.utils import floatX
+    >>> from parmesan.layers import DropoutCorruptionLayer
     >>> l_drop = DropoutCorruptionLayer(InputLayer((None, 784)), p=0.25)
+    >>> x = floatX(np.ones((100, 784)))
+    >>> round(float((get_output(l_drop, x).eval() == 0).mean()), 2)
+    0.25
+    >>> bool((get_output(l_drop, x, deterministic=True).eval() == x).all())
+    True
     """
 
     def __init__(self, incoming, p=0.5, seed=None, **kwargs):

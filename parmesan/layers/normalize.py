@@ -110,18 +110,23 @@ class NormalizeLayer(Layer):
     shape with 1 along `axes` (``(1, D)`` after a dense layer), as in the
     original Parmesan, so its saved parameter values load unchanged.
 
-    Example
-    -------
-    >>> import theano, theano.tensor as T
-    >>> from lasagne.layers import (InputLayer, DenseLayer, get_output,
-    ...                             NonlinearityLayer)
-    >>> from lasagne.nonlinearities import rectify
-    >>> x = T.matrix('x')
-    >>> l_dense = DenseLayer(InputLayer((None, 5), x), 3, nonlinearity=None)
-    >>> l_h = NonlinearityLayer(ScaleAndShiftLayer(NormalizeLayer(l_dense)),
-    ...                         rectify)
-    >>> collect = theano.function([x], get_output(
-    ...     l_h, deterministic=True, collect=True))
+    Examples
+    --------
+    In the training pass the layer standardises each feature over the
+    batch:
+
+    >>> import numpy as np
+    >>> from lasagne.layers import InputLayer, get_output
+    >>> from lasagne.utils import floatX
+    >>> from parmesan.layers import NormalizeLayer
+    >>> x = floatX(np.random.RandomState(0).normal(2, 5, size=(100, 3)))
+    >>> out = get_output(NormalizeLayer(InputLayer((None, 3))), x).eval()
+    >>> np.allclose(out.mean(axis=0), 0, atol=1e-4), np.allclose(out.std(axis=0), 1)
+    (True, True)
+
+    With :class:`ScaleAndShiftLayer` it is Ioffe & Szegedy's batch
+    normalisation; ``get_output(..., collect=True)`` accumulates the
+    statistics that ``deterministic=True`` uses.
     """
 
     def __init__(self, incoming, axes=None, epsilon=1e-10,
@@ -272,12 +277,13 @@ class ScaleAndShiftLayer(Layer):
     beta and gamma have the input shape with 1 along `axes` (``(1, D)``
     after a dense layer), in this order, as in the original Parmesan.
 
-    Example
-    -------
+    Examples
+    --------
     >>> from lasagne.layers import InputLayer
-    >>> l_h = ScaleAndShiftLayer(NormalizeLayer(InputLayer((None, 4))))
-    >>> l_h.beta.get_value().shape
-    (1, 4)
+    >>> from parmesan.layers import NormalizeLayer, ScaleAndShiftLayer
+    >>> l_h = ScaleAndShiftLayer(NormalizeLayer(InputLayer((None, 5))))
+    >>> [(p.name, p.get_value().tolist()) for p in l_h.get_params()]
+    [('beta', [0.0, 0.0, 0.0, 0.0, 0.0]), ('gamma', [1.0, 1.0, 1.0, 1.0, 1.0])]
     """
 
     def __init__(self, incoming, axes=None, beta=init.Constant(0.),

@@ -137,11 +137,23 @@ class SimpleSampleLayer(MergeLayer):
     -------
     A layer whose output has the shape of `mean`.
 
-    Example
-    -------
-    >>> l_mu = lasagne.layers.DenseLayer(l_enc, 50, nonlinearity=None)
-    >>> l_lv = lasagne.layers.DenseLayer(l_enc, 50, nonlinearity=None)
-    >>> l_z = SimpleSampleLayer(l_mu, l_lv)
+    Examples
+    --------
+    Samples of N(3, 2^2), one per row of the inputs:
+
+    >>> import numpy as np
+    >>> import theano
+    >>> from lasagne.layers import InputLayer, get_output
+    >>> from lasagne.utils import floatX
+    >>> from parmesan.layers import SimpleSampleLayer
+    >>> l_mu, l_log_var = InputLayer((None, 1)), InputLayer((None, 1))
+    >>> l_z = SimpleSampleLayer(l_mu, l_log_var, seed=1)
+    >>> sample = theano.function([l_mu.input_var, l_log_var.input_var],
+    ...                          get_output(l_z))
+    >>> z = sample(floatX(np.full((10000, 1), 3.)),
+    ...            floatX(np.full((10000, 1), np.log(4.))))
+    >>> round(float(z.mean()), 1), round(float(z.std()), 1)
+    (3.0, 2.0)
     """
 
     def __init__(self, mean, log_var, seed=None, **kwargs):
@@ -194,10 +206,25 @@ class SampleLayer(SampleAxesMixin, MergeLayer):
     -------
     A layer with output shape (batch * eq_samples * iw_samples, features).
 
-    Example
-    -------
+    Examples
+    --------
+    Three importance samples per example, batch-major (with a tiny
+    variance, each sample is its example's mean):
+
+    >>> import numpy as np
+    >>> import theano
+    >>> import theano.tensor as T
+    >>> from lasagne.layers import InputLayer, get_output
+    >>> from lasagne.utils import floatX
+    >>> from parmesan.layers import SampleLayer
     >>> iw = T.iscalar('iw')
+    >>> l_mu, l_log_var = InputLayer((None, 2)), InputLayer((None, 2))
     >>> l_z = SampleLayer(l_mu, l_log_var, eq_samples=1, iw_samples=iw)
+    >>> sample = theano.function([l_mu.input_var, l_log_var.input_var, iw],
+    ...                          get_output(l_z))
+    >>> z = sample(floatX([[1, 1], [10, 10]]), floatX(np.full((2, 2), -30)), 3)
+    >>> z.shape, np.round(z[:, 0]).tolist()
+    ((6, 2), [1.0, 1.0, 1.0, 10.0, 10.0, 10.0])
     """
 
     def __init__(self, mean, log_var, eq_samples=1, iw_samples=1,
@@ -239,10 +266,17 @@ class SimpleBernoulliSampleLayer(Layer):
     -------
     A layer whose output has the shape of `mean`, with values 0 or 1.
 
-    Example
-    -------
-    >>> l_h = SimpleBernoulliSampleLayer(DenseLayer(l_x, 200,
-    ...                                             nonlinearity=sigmoid))
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lasagne.layers import InputLayer, get_output
+    >>> from lasagne.utils import floatX
+    >>> from parmesan.layers import SimpleBernoulliSampleLayer
+    >>> l_p = InputLayer((None, 3))
+    >>> l_h = SimpleBernoulliSampleLayer(l_p, seed=1)
+    >>> h = get_output(l_h, floatX(np.full((10000, 3), [0., 0.3, 1.]))).eval()
+    >>> [round(float(mean), 1) for mean in h.mean(axis=0)]
+    [0.0, 0.3, 1.0]
     """
 
     def __init__(self, mean, seed=None, **kwargs):
@@ -273,9 +307,18 @@ class BernoulliSampleLayer(SampleAxesMixin, Layer):
     -------
     A layer with output shape (batch * eq_samples * iw_samples, features).
 
-    Example
-    -------
-    >>> l_h = BernoulliSampleLayer(l_prob, iw_samples=50)
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lasagne.layers import InputLayer, get_output
+    >>> from lasagne.utils import floatX
+    >>> from parmesan.layers import BernoulliSampleLayer
+    >>> l_h = BernoulliSampleLayer(InputLayer((2, 3)), iw_samples=50)
+    >>> l_h.output_shape
+    (100, 3)
+    >>> h = get_output(l_h, floatX([[0, 0, 0], [1, 1, 1]])).eval()
+    >>> h[:50].max(), h[50:].min()
+    (0.0, 1.0)
     """
 
     def __init__(self, mean, eq_samples=1, iw_samples=1, seed=None,

@@ -203,9 +203,14 @@ class ClipLayer(Layer):
     bound : float or None
         None passes the input through.
 
-    Example
-    -------
-    >>> l_logits = ClipLayer(DenseLayer(l_h, 10, nonlinearity=None), 5.0)
+    Examples
+    --------
+    >>> from lasagne.layers import InputLayer, get_output
+    >>> from lasagne.utils import floatX
+    >>> from parmesan.layers import ClipLayer
+    >>> l_logits = ClipLayer(InputLayer((None, 3)), 5.0)
+    >>> get_output(l_logits, floatX([[-9, 1, 9]])).eval().tolist()
+    [[-5.0, 1.0, 5.0]]
     """
 
     def __init__(self, incoming, bound, **kwargs):
