@@ -268,7 +268,7 @@ def system_pygpu_spec(dirs=SYSTEM_PYGPU_DIRS):
     return None
 
 
-class _NumpyDistutilsStandIn(importlib.abc.Loader):
+class _NumpyDistutilsStandIn(object):
     """The two names Theano takes from ``numpy.distutils``, which numpy has
     no more on Python >= 3.12: the include folder of numpy's C headers, and
     (only to guess ``blas.ldflags``, which Parmesan sets) ``system_info``,
@@ -318,7 +318,7 @@ def _provide_distutils():
         pass  # no setuptools: Theano's import will name distutils
 
 
-class _StackFixer(importlib.abc.MetaPathFinder):
+class _StackFixer(object):
     def find_spec(self, fullname, path, target=None):
         if fullname == 'theano':
             apply_before_theano()
