@@ -24,6 +24,13 @@ The fixes:
   Python 3.11, so it can never build there. Marking it as absent makes
   Theano use its Python scan at once instead of failing a compile per
   process.
+* ``COp.c_code_cache_version`` (``theano.gof.op``) puts Python's ``hash()``
+  of the op's C source into the compile cache's key. String hashes are
+  salted per process (``PYTHONHASHSEED``), so the key of every module with
+  such an op (``DimShuffle`` in every model, ...) changed from one process
+  to the next and each new process compiled them again. The version is
+  now a SHA-256 digest of the same source: stable, so a second process
+  that builds the same model compiles nothing.
 
 Parmesan's speed defaults (measured with ``benchmarks/run.py
 --ablations``; each applies only where the user set nothing):
@@ -42,12 +49,14 @@ Parmesan's speed defaults (measured with ``benchmarks/run.py
   being freed and reallocated on every call (Theano's own advice for
   speed; within the noise of this machine in our measurements).
 """
+import hashlib
 import importlib.abc
 import importlib.machinery
 import os
 import sys
 
-__all__ = ['install', 'apply_before_theano', 'theano_flag_defaults']
+__all__ = ['install', 'apply_before_theano', 'theano_flag_defaults',
+           'stable_source_version']
 
 
 def _vector_math_cxxflags():
@@ -126,6 +135,44 @@ def apply_before_theano():
         sys.modules.setdefault(_SCAN_EXTENSION, None)
 
 
+def stable_source_version(sources):
+    """An int that identifies the C `sources` (a sequence of str), the same
+    in every process (Python's ``hash()`` of a str is not)."""
+    digest = hashlib.sha256('\0'.join(sources).encode('utf-8')).hexdigest()
+    return int(digest[:16], 16)
+
+
+def _stable_cop_cache_version(op_module):
+    """Make ``COp.c_code_cache_version`` independent of the hash seed."""
+    cop = op_module.COp
+
+    def c_code_cache_version(self):
+        version = (stable_source_version(self.func_codes),)
+        if hasattr(self, 'params_type'):
+            version += (self.params_type.c_code_cache_version(),)
+        return version
+    c_code_cache_version.__doc__ = cop.c_code_cache_version.__doc__
+    cop.c_code_cache_version = c_code_cache_version
+
+
+#: module name -> fix applied right after the module is executed
+_AFTER_IMPORT = {'theano.gof.op': _stable_cop_cache_version}
+
+
+class _PatchAfterExec(importlib.abc.Loader):
+    """Run a module's own loader, then a fix on the fresh module."""
+
+    def __init__(self, loader, fix):
+        self.loader, self.fix = loader, fix
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        self.loader.exec_module(module)
+        self.fix(module)
+
+
 class _DownsampleShim(importlib.abc.Loader):
     """Serve Lasagne 0.1's ``downsample`` from Theano 1.0's ``pool``."""
 
@@ -174,6 +221,12 @@ class _StackFixer(importlib.abc.MetaPathFinder):
             return importlib.machinery.ModuleSpec(fullname, _DownsampleShim())
         elif fullname == 'pygpu':
             return system_pygpu_spec()
+        elif fullname in _AFTER_IMPORT:
+            spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+            if spec is not None and spec.loader is not None:
+                spec.loader = _PatchAfterExec(spec.loader,
+                                              _AFTER_IMPORT[fullname])
+            return spec
         return None
 
 
