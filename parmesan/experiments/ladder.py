@@ -42,6 +42,7 @@ from ..layers import (DecoderNormalizeLayer, DenoiseLayer,
 from ..updates import linear_decay_schedule
 from .cli import (NONLINEARITIES, add_run_flags, argument_parser,
                   check_at_least, number_list, start_run, write_results)
+from .compiling import compiling
 from .evaluation import classification_error, collect_statistics
 from .model import ExperimentModel
 from .plotting import plot_history
@@ -593,10 +594,10 @@ def run(argv=None, description='Ladder network on MNIST.'):
                         combinator=args.combinator,
                         nonlinearity=NONLINEARITIES[args.nonlinearity])
     learning_rate = theano.shared(lasagne.utils.floatX(args.lr), 'lr')
-    print('compiling (a cold Theano cache takes a few minutes)...',
-          flush=True)
-    train, names = net.compile_train(learning_rate, args.lambdas)
-    evaluation = net.compile_evaluation()
+    with compiling('the training function'):
+        train, names = net.compile_train(learning_rate, args.lambdas)
+    with compiling('the evaluation functions'):
+        evaluation = net.compile_evaluation()
 
     def evaluate(epoch=None):
         collect_statistics(evaluation['collect'], x_train,

@@ -88,6 +88,7 @@ from ..updates import (adam_with_clipping, floored_decay_schedule,
                        linear_warmup)
 from .cli import (add_run_flags, argument_parser, check_at_least,
                   start_run, str2bool, write_results)
+from .compiling import compiling
 from .evaluation import collect_statistics
 from .model import ExperimentModel
 from .plotting import plot_history, plot_per_latent, save_image_grid
@@ -519,10 +520,10 @@ class M2Model(ExperimentModel):
                                      learning_rate, epsilon=1e-8,
                                      max_norm=max_norm, clip_value=None)
         updates[iteration] = iteration + 1
-        print('compiling %s (%d parameters; a cold Theano cache takes '
-              'minutes)...' % (self.kind, num_params), flush=True)
-        function = theano.function(inputs, outputs, updates=updates,
-                                   on_unused_input='ignore')
+        with compiling('the training function of %s (%d parameters)'
+                       % (self.kind, num_params)):
+            function = theano.function(inputs, outputs, updates=updates,
+                                       on_unused_input='ignore')
         return function, list(names)
 
     def compile_evaluation(self):
@@ -831,8 +832,9 @@ def run(argv=None, description='Train an M2 model on MNIST with 100 labels.'):
     train, names = model.compile_train(
         learning_rate, iteration, sharpening, classifier_weight=args.cw,
         classifier_warmup=args.anneal_cw, l2=args.rv, grad_norm=args.gn)
-    evaluator = _Evaluator(model.compile_evaluation(), model,
-                           data['x_train'])
+    with compiling('the evaluation functions'):
+        evaluator = _Evaluator(model.compile_evaluation(), model,
+                               data['x_train'])
     history = fit(_epoch_trainer(train, names, args, data, run_folder.rng),
                   args.nepochs, run_folder,
                   [train] + list(evaluator.functions.values()),
