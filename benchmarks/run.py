@@ -17,8 +17,18 @@ Rows:
 * ``eval-L5000``: the test log-likelihood L_5000 (5000 importance samples per
   example, :func:`parmesan.experiments.evaluation.importance_sampled_log_likelihood`
   with its default 25,000 samples per call) of the iw_vae model over a fixed
-  slice of the test set, plus numpy doing only the same matrix products, the
-  reference of the ``% of numpy matmul`` column.
+  slice of the test set.
+* ``ladder``: the ladder network's training step (784-1000-500-250-250-250-10,
+  100 unlabelled + 100 labelled rows, Adam); seconds per 50,000-image epoch.
+* ``exact-m2``, ``gumbel-m2``: vae_ssl's ExactM2 and GumbelSoftmaxM2 training
+  step (100 unlabelled + 100 labelled images); seconds per 50,000-image
+  epoch.
+
+Every row also times numpy doing only the row's matrix products (recorded
+from one step of Parmesan's compiled graph: shapes and memory layouts), the
+reference of the ``% of numpy matmul`` column: the share of numpy's matmul
+rate that Parmesan's whole step reaches. The VAE rows also time the same
+model in PyTorch (eager) and, where JAX is installed, in JAX (jit).
 
 Also: Theano's cold compile (an empty compile cache) and warm compile (the
 same cache, filled), the peak resident memory of each worker above its
@@ -33,8 +43,8 @@ Usage::
     python benchmarks/run.py --ablations        # + per-setting speedups
     python benchmarks/run.py --rows iwae-k1,eval-L5000 --pairs 3
 
-PyTorch is optional (``pip install torch==2.13.0``); without it the PyTorch
-columns are left empty. The table goes to stdout and to ``--out`` (.rst and
+PyTorch and JAX are optional (``pip install torch==2.13.0``,
+``pip install jax jaxlib``); without them their columns are left empty. The table goes to stdout and to ``--out`` (.rst and
 .json).
 """
 import argparse
@@ -55,13 +65,23 @@ TORCH_HINT = ('PyTorch is not installed: the PyTorch rows are skipped. '
               'Install it with  pip install torch==2.13.0  (a local CPU '
               'wheel here, from /opt/wheels; keep setuptools<82 for '
               'Lasagne: pip install torch==2.13.0 "setuptools>=77.0.3,<81")')
+JAX_HINT = ('JAX is not installed: the JAX columns are left empty. Install '
+            'it with  pip install jax jaxlib  (a CPU build)')
 
+#: Examples per epoch: the VAEs' 60,000 (training and validation images
+#: merged), the ladder's and M2's 50,000 unlabelled images.
 EPOCH = 60000
+SEMI_SUPERVISED_EPOCH = 50000
 IWAE = dict(hidden=[500, 500], latent=100, nonlinearity='softplus',
             batch_size=100, adam_epsilon=1e-4, max_norm=5.0, clip_value=1.0)
 BURDA = dict(hidden=[200, 200], latent=50, nonlinearity='tanh',
              batch_size=20, adam_epsilon=1e-4, max_norm=None,
              clip_value=None)
+
+LADDER = dict(kind='ladder', layers=[784, 1000, 500, 250, 250, 250, 10],
+              lambdas=[1000, 10, 0.1, 0.1, 0.1, 0.1, 0.1], batch_size=100,
+              epoch_examples=SEMI_SUPERVISED_EPOCH)
+M2 = dict(kind='m2', batch_size=100, epoch_examples=SEMI_SUPERVISED_EPOCH)
 
 #: name -> (model and workload, steps per timing in full mode, quick mode)
 ROWS = OrderedDict([
@@ -71,7 +91,12 @@ ROWS = OrderedDict([
     ('burda-k1', (dict(BURDA, kind='train', iw=1), 600, 10)),
     ('burda-k5', (dict(BURDA, kind='train', iw=5), 300, 5)),
     ('eval-L5000', (dict(IWAE, kind='eval', iw=5000, max_rows=25000), 1, 1)),
+    ('ladder', (LADDER, 30, 2)),
+    ('exact-m2', (dict(M2, model='ExactM2'), 15, 1)),
+    ('gumbel-m2', (dict(M2, model='GumbelSoftmaxM2'), 30, 2)),
 ])
+#: The rows with a PyTorch and a JAX twin (the VAE's).
+TWIN_KINDS = ('train', 'eval')
 #: test images of the evaluation row (the first N), full and quick mode
 EVAL_EXAMPLES = (50, 5)
 
@@ -182,7 +207,7 @@ class Workload(object):
         self.train_x, self.test_x, self.source = data
         self.order = np.random.RandomState(0).permutation(len(self.train_x))
         self.position = 0
-        self.flops = None
+        self.products = None
 
     def batches(self, count):
         size = self.spec['batch_size']
@@ -196,34 +221,56 @@ class Workload(object):
         """One training step on the images `rows`."""
         raise NotImplementedError
 
+    def evaluate(self):
+        from parmesan.experiments.evaluation import \
+            importance_sampled_log_likelihood
+        return importance_sampled_log_likelihood(
+            self.log_weights, self.test_x, self.spec['iw'],
+            self.spec['max_rows'], show_progress=False)
+
     def run(self, count):
         """Run `count` training steps (or evaluations); return the
         seconds."""
-        from parmesan.experiments.evaluation import importance_sampled_log_likelihood
         start = time.perf_counter()
-        if self.spec['kind'] == 'train':
+        if self.spec['kind'] == 'eval':
+            for _ in range(count):
+                self.last = self.evaluate()
+        else:
             for rows in self.batches(count):
                 self.step(rows)
-        else:
-            for _ in range(count):
-                self.last = importance_sampled_log_likelihood(
-                    self.log_weights, self.test_x, self.spec['iw'],
-                    self.spec['max_rows'], show_progress=False)
         return time.perf_counter() - start
 
 
-def _eval_flops(spec, examples, max_rows):
-    """Multiply-adds x 2 of the evaluation's matrix products."""
-    widths = [784] + list(spec['hidden'])
-    encoder = sum(a * b for a, b in zip(widths, widths[1:])) + \
-        2 * widths[-1] * spec['latent']
-    back = [spec['latent']] + list(reversed(spec['hidden'])) + [784]
-    decoder = sum(a * b for a, b in zip(back, back[1:]))
-    samples = spec['iw']
-    chunk = min(samples, max_rows)
-    calls_per_example = -(-samples // chunk)
-    return 2.0 * (examples * calls_per_example * encoder +
-                  examples * samples * decoder)
+#: Theano ops that are matrix products: class name -> the positions of
+#: their two operands among the node's inputs (Ger: an outer product).
+MATMUL_OPERANDS = {'Dot22': (0, 1), 'Dot22Scalar': (0, 1), 'Dot': (0, 1),
+                   'Gemm': (2, 3), 'Gemv': (2, 3), 'Ger': (2, 3),
+                   'CGemv': (2, 3), 'CGer': (2, 3), 'ScipyGer': (2, 3)}
+
+
+def _layout(array):
+    if array.flags.c_contiguous:
+        return 'C'
+    return 'F' if array.flags.f_contiguous else 'N'
+
+
+def matmul_product(op_name, a, b):
+    """(m, k, n, layout of a, layout of b) of one matrix product of `a`
+    and `b` by the Theano op `op_name` (vectors as rows / columns; Ger's
+    outer product as k = 1)."""
+    if op_name.endswith('Ger'):
+        a, b = a.reshape(-1, 1), b.reshape(1, -1)
+    if a.ndim == 1:
+        a = a.reshape(1, -1)
+    if b.ndim == 1:
+        b = b.reshape(-1, 1)
+    return (int(a.shape[0]), int(a.shape[1]), int(b.shape[1]), _layout(a),
+            _layout(b))
+
+
+def product_flops(products):
+    """2 m k n summed over [(m, k, n, layout_a, layout_b, count)]."""
+    return sum(2.0 * m * k * n * count for m, k, n, _, _, count in products)
 
 
 class TheanoWorkload(Workload):
@@ -233,21 +280,63 @@ class TheanoWorkload(Workload):
         import lasagne
         import theano
         import theano.tensor as T
+        lasagne.random.set_rng(np.random.RandomState(1))
+        start = time.perf_counter()
+        builder = {'train': self._build_vae, 'eval': self._build_vae,
+                   'ladder': self._build_ladder, 'm2': self._build_m2}
+        builder[spec['kind']]()
+        self.compile_seconds = time.perf_counter() - start
+        self.settings = {
+            'floatX': theano.config.floatX,
+            'blas.ldflags': theano.config.blas.ldflags,
+            'gcc.cxxflags': theano.config.gcc.cxxflags,
+            'allow_gc': theano.config.allow_gc,
+            'linker': theano.config.linker,
+            'openmp': theano.config.openmp,
+            'bernoulli': spec.get('bernoulli', 'logits')}
+        del T
+
+    def _compile(self, *args, **kwargs):
+        """theano.function, remembering its arguments for the probe."""
+        import theano
+        self.compile_args = (args, kwargs)
+        return theano.function(*args, **kwargs)
+
+    def _capture_compile(self, build):
+        """Call build() (a trainer's compile_train), remembering the
+        arguments of the theano.function call it makes."""
+        import theano
+        original = theano.function
+
+        def capture(*args, **kwargs):
+            self.compile_args = (args, kwargs)
+            return original(*args, **kwargs)
+        theano.function = capture
+        try:
+            return build()
+        finally:
+            theano.function = original
+
+    def _build_vae(self):
+        import numpy as np
+        import lasagne
+        import theano
+        import theano.tensor as T
         from parmesan.experiments import vae as models
         from parmesan.distributions import log_bernoulli
         from parmesan.updates import adam_with_clipping
+        spec = self.spec
         if spec.get('bernoulli') == 'probabilities':
             # Parmesan <= 0.2.0: clip(sigmoid) and binary_crossentropy.
             models.log_bernoulli_logits = \
                 lambda x, logits, eps: log_bernoulli(
                     x, T.nnet.sigmoid(logits), eps=eps)
-        lasagne.random.set_rng(np.random.RandomState(1))
         nonlinearity = {'softplus': T.nnet.softplus, 'tanh': T.tanh,
                         'rectify': lasagne.nonlinearities.rectify}[
             spec['nonlinearity']]
         model = models.VariationalAutoencoder(
             784, spec['hidden'], spec['latent'], nonlinearity, nonlinearity)
-        start = time.perf_counter()
+        self.model = model
         if spec['kind'] == 'train':
             # As parmesan.experiments.vae compiles iw_vae's train function.
             terms = model.terms()
@@ -259,24 +348,104 @@ class TheanoWorkload(Workload):
                 clip_value=spec['clip_value'])
             monitored = [bound] + [terms[k].mean() for k in
                                    ('log_px_z', 'log_pz', 'log_qz')]
-            self.train = theano.function(
+            self.function = self._compile(
                 [model.x], monitored, updates=updates,
                 givens=[(model.eq, np.int32(1)),
                         (model.iw, np.int32(spec['iw']))])
         else:
-            self.log_weights = model.compile_evaluation()['log_weights']
-        self.compile_seconds = time.perf_counter() - start
-        self.settings = {
-            'floatX': theano.config.floatX,
-            'blas.ldflags': theano.config.blas.ldflags,
-            'gcc.cxxflags': theano.config.gcc.cxxflags,
-            'allow_gc': theano.config.allow_gc,
-            'linker': theano.config.linker,
-            'openmp': theano.config.openmp,
-            'bernoulli': spec.get('bernoulli', 'logits')}
+            one = T.constant(1, dtype='int32')
+            terms = model.terms(deterministic=True)
+            # As VariationalAutoencoder.compile_evaluation's log_weights.
+            self.function = self._compile(
+                [model.x, model.iw], terms['log_w'].flatten(),
+                givens=[(model.eq, one)])
+            self.log_weights = self.function
+
+    def _build_ladder(self):
+        import numpy as np
+        import lasagne
+        import theano
+        from parmesan.experiments.ladder import LadderNetwork
+        spec = self.spec
+        net = LadderNetwork(spec['layers'])
+        learning_rate = theano.shared(lasagne.utils.floatX(2e-3))
+        self.function, _ = self._capture_compile(
+            lambda: net.compile_train(learning_rate, spec['lambdas']))
+        self.model = net
+        rng = np.random.RandomState(2)
+        self.labelled = rng.choice(len(self.train_x), spec['batch_size'],
+                                   replace=False)
+        self.targets = rng.randint(0, spec['layers'][-1],
+                                   spec['batch_size']).astype(np.int32)
+
+    def _build_m2(self):
+        import numpy as np
+        import lasagne
+        import theano
+        from parmesan.experiments.m2 import M2Model
+        from parmesan.updates import linear_warmup
+        spec = self.spec
+        iteration = theano.shared(lasagne.utils.floatX(0.0), 'iteration')
+        sharpening = 3.0 * 0.5 * (1.0 + linear_warmup(iteration + 1, 1))
+        model = M2Model(spec['model'], temperature=1.0 / sharpening)
+        learning_rate = theano.shared(lasagne.utils.floatX(5e-4))
+        self.function, _ = self._capture_compile(
+            lambda: model.compile_train(learning_rate, iteration,
+                                        sharpening))
+        self.model = model
+        rng = np.random.RandomState(2)
+        self.labelled = rng.choice(len(self.train_x), spec['batch_size'],
+                                   replace=False)
+        self.targets = rng.randint(0, 10, spec['batch_size']).astype(
+            np.int32)
 
     def step(self, rows):
-        self.train(self.train_x[rows])
+        import numpy as np
+        kind = self.spec['kind']
+        if kind == 'train':
+            self.function(self.train_x[rows])
+        elif kind == 'ladder':
+            self.function(np.concatenate([self.train_x[self.labelled],
+                                          self.train_x[rows]]),
+                          self.targets, np.int32(len(self.labelled)))
+        else:
+            self.function(self.train_x[rows], self.train_x[self.labelled],
+                          self.targets)
+
+    def record_products(self):
+        """The matrix products of one step: the function recompiled with
+        a Python VM whose callback records every product's operands, run
+        once. Returns [(m, k, n, layout_a, layout_b, count)]."""
+        import theano
+        from theano.gof.vm import VM_Linker
+        found = {}
+
+        def callback(node, thunk, storage_map, compute_map):
+            name = type(node.op).__name__
+            operands = getattr(node.op, 'matmul_operands', None)
+            positions = operands(node) if operands else \
+                MATMUL_OPERANDS.get(name)
+            if positions is None:
+                return
+            a, b = [storage_map[node.inputs[i]][0] for i in positions]
+            key = matmul_product(name, a, b)
+            found[key] = found.get(key, 0) + 1
+
+        mode = theano.compile.Mode(
+            linker=VM_Linker(use_cloop=False, callback=callback,
+                             allow_gc=False),
+            optimizer=theano.config.optimizer)
+        saved = self.function, getattr(self, 'log_weights', None)
+        args, kwargs = self.compile_args
+        probe = theano.function(*args, **dict(kwargs, mode=mode))
+        self.function = probe
+        if self.spec['kind'] == 'eval':
+            self.log_weights = probe
+        try:
+            self.run(1)
+        finally:
+            self.function, self.log_weights = saved
+        return sorted(key + (count,) for key, count in found.items())
 
 
 class TorchWorkload(Workload):
@@ -304,35 +473,71 @@ class TorchWorkload(Workload):
             self.spec['max_norm'], self.spec['clip_value'])
 
 
+class JaxWorkload(Workload):
+    def __init__(self, spec, data):
+        super(JaxWorkload, self).__init__(spec, data)
+        import jax
+        sys.path.insert(0, HERE)
+        import jax_models
+        self.jax, self.models = jax, jax_models
+        start = time.perf_counter()
+        params = jax_models.init_params(
+            jax.random.PRNGKey(1), 784, spec['hidden'], spec['latent'])
+        self.state = jax_models.adam_state(params)
+        self.key = jax.random.PRNGKey(2)
+        self.train_step = jax_models.make_train_step(
+            spec['nonlinearity'], iw_samples=spec['iw'],
+            epsilon=spec['adam_epsilon'], max_norm=spec['max_norm'],
+            clip_value=spec['clip_value'])
+        self.log_weights = jax_models.log_weights_function(
+            params, spec['nonlinearity'])
+        # jit compiles on the first call with each shape: count it here.
+        if spec['kind'] == 'train':
+            self.step(next(self.batches(1)))
+        else:
+            self.log_weights(self.test_x[:1], spec['iw'])
+        self.compile_seconds = time.perf_counter() - start
+        self.settings = {'jax': jax.__version__,
+                         'devices': str(jax.devices())}
+
+    def step(self, rows):
+        self.key, noise_key = self.jax.random.split(self.key)
+        self.state, monitored = self.train_step(
+            self.state, self.train_x[rows], noise_key)
+        return [float(v) for v in monitored]
+
+
 class NumpyMatmulWorkload(Workload):
-    """Only the matrix products of the evaluation, in float32, called with
-    the same chunks: the rate numpy's BLAS reaches on this workload."""
+    """Only the matrix products of a step, in float32, with the shapes and
+    memory layouts Parmesan's graph has: the rate numpy's BLAS reaches on
+    this workload."""
 
     def __init__(self, spec, data):
         super(NumpyMatmulWorkload, self).__init__(spec, data)
         import numpy as np
         rng = np.random.RandomState(0)
-        widths = [784] + list(spec['hidden'])
-        back = [spec['latent']] + list(reversed(spec['hidden'])) + [784]
-        self.encoder = [rng.randn(a, b).astype(np.float32) * 0.01
-                        for a, b in zip(widths, widths[1:])]
-        self.heads = [rng.randn(widths[-1], spec['latent']).astype(
-            np.float32) * 0.01 for _ in range(2)]
-        self.decoder = [rng.randn(a, b).astype(np.float32) * 0.01
-                        for a, b in zip(back, back[1:])]
+        self.calls = []
+        for m, k, n, layout_a, layout_b, count in spec['products']:
+            a = rng.randn(m, k).astype(np.float32)
+            b = rng.randn(k, n).astype(np.float32)
+            if layout_a == 'F':
+                a = np.asfortranarray(a)
+            if layout_b == 'F':
+                b = np.asfortranarray(b)
+            out = np.empty((m, n), np.float32)
+            self.calls.append((a, b, out, count))
+        self.products = spec['products']
         self.compile_seconds = 0.0
         self.settings = {'numpy': np.__version__}
 
-    def log_weights(self, x, iw):
+    def run(self, count):
         import numpy as np
-        h = x
-        for w in self.encoder:
-            h = h.dot(w)
-        means = [h.dot(w) for w in self.heads]
-        z = np.repeat(means[0], iw, axis=0)
-        for w in self.decoder:
-            z = z.dot(w)
-        return np.zeros(len(x) * iw, np.float32)
+        start = time.perf_counter()
+        for _ in range(count):
+            for a, b, out, repeats in self.calls:
+                for _ in range(repeats):
+                    np.dot(a, b, out=out)
+        return time.perf_counter() - start
 
 
 def worker_main(spec):
@@ -349,6 +554,9 @@ def worker_main(spec):
         import torch
         torch.set_num_threads(spec['threads'])
         workload_class = TorchWorkload
+    elif framework == 'jax':
+        import jax  # noqa: F401
+        workload_class = JaxWorkload
     elif framework == 'numpy':
         workload_class = NumpyMatmulWorkload
     else:
@@ -361,12 +569,12 @@ def worker_main(spec):
     _reset_peak_memory()
     base = _proc_status('VmRSS')
     workload = workload_class(spec, data)
-    if spec['kind'] == 'eval':
-        workload.flops = _eval_flops(spec, len(workload.test_x),
-                                     spec['max_rows'])
+    if spec.get('record_products'):
+        workload.products = workload.record_products()
     send(event='built', import_seconds=import_seconds,
          compile_seconds=workload.compile_seconds, settings=workload.settings,
-         data=workload.source, flops=workload.flops)
+         data=workload.source, products=workload.products,
+         flops=product_flops(workload.products or []))
     for line in sys.stdin:
         command = json.loads(line)
         if command['cmd'] == 'time':
@@ -391,6 +599,9 @@ class Worker(object):
         for name in ('OPENBLAS_NUM_THREADS', 'OMP_NUM_THREADS',
                      'MKL_NUM_THREADS'):
             env[name] = str(threads)
+        if threads == 1:  # XLA's CPU client otherwise uses every core
+            env['XLA_FLAGS'] = ('--xla_cpu_multi_thread_eigen=false '
+                                'intra_op_parallelism_threads=1')
         env['PYTHONPATH'] = os.pathsep.join(
             [REPO] + [p for p in [env.get('PYTHONPATH')] if p])
         spec = dict(spec, threads=threads)
@@ -444,10 +655,10 @@ def median(values):
     return 0.5 * (ordered[middle - 1] + ordered[middle])
 
 
-def torch_available():
+def module_available(name):
     try:
         import importlib.util
-        return importlib.util.find_spec('torch') is not None
+        return importlib.util.find_spec(name) is not None
     except (ImportError, ValueError):
         return False
 
@@ -482,31 +693,39 @@ def cold_and_warm_compile(spec, threads, flags=''):
 
 
 def per_epoch(spec, seconds, steps):
-    if spec['kind'] == 'train':
-        return seconds / steps * EPOCH / spec['batch_size']
-    return seconds / steps
+    if spec['kind'] == 'eval':
+        return seconds / steps
+    return seconds / steps * spec.get('epoch_examples', EPOCH) / \
+        spec['batch_size']
 
 
-def run_row(name, spec, steps, args, with_torch):
-    """Time one row: Parmesan and PyTorch (and numpy's matmul for the
-    evaluation), pair by pair."""
+def run_row(name, spec, steps, args, with_torch, with_jax=False):
+    """Time one row: Parmesan, numpy doing only its matrix products, and
+    for the VAE rows PyTorch and JAX, pair by pair."""
     result = OrderedDict(row=name, spec=spec, steps=steps)
     if args.cold_compile:
         cold, warm = cold_and_warm_compile(spec, args.threads)
         result['compile_cold_s'], result['compile_warm_s'] = cold, warm
+    twins = spec['kind'] in TWIN_KINDS
     workers = OrderedDict()
     try:
-        workers['parmesan'] = Worker(dict(spec, framework='theano'),
+        workers['parmesan'] = Worker(dict(spec, framework='theano',
+                                          record_products=True),
                                      threads=args.threads)
-        if with_torch:
+        products = workers['parmesan'].info['products']
+        if with_torch and twins:
             workers['pytorch'] = Worker(dict(spec, framework='torch'),
                                         threads=args.threads)
-        if spec['kind'] == 'eval':
-            workers['numpy'] = Worker(dict(spec, framework='numpy'),
+        if with_jax and twins:
+            workers['jax'] = Worker(dict(spec, framework='jax'),
+                                    threads=args.threads)
+        if products:
+            workers['numpy'] = Worker(dict(spec, framework='numpy',
+                                           products=products),
                                       threads=args.threads)
         times = interleaved(workers, steps, args.pairs,
                             warmup=max(1, steps // 10)
-                            if spec['kind'] == 'train' else 1)
+                            if spec['kind'] != 'eval' else 1)
         for key, worker in workers.items():
             result[key] = OrderedDict(
                 seconds=[per_epoch(spec, t, steps) for t in times[key]],
@@ -514,18 +733,21 @@ def run_row(name, spec, steps, args, with_torch):
                 import_s=worker.info['import_seconds'],
                 settings=worker.info['settings'])
             result['data'] = worker.info['data']
-            if worker.info.get('flops'):
-                result[key]['gflops'] = [worker.info['flops'] * steps / t / 1e9
+        flops = workers['parmesan'].info.get('flops')
+        if flops:
+            for key in workers:
+                result[key]['gflops'] = [flops * steps / t / 1e9
                                          for t in times[key]]
-        if with_torch:
-            result['ratio'] = [a / b for a, b in zip(times['parmesan'],
-                                                     times['pytorch'])]
+        for twin, label in (('pytorch', 'ratio'), ('jax', 'ratio_jax')):
+            if twin in workers:
+                result[label] = [a / b for a, b in zip(times['parmesan'],
+                                                       times[twin])]
         if 'numpy' in workers:
-            result['numpy_fraction'] = [b / a for a, b in zip(
-                times['parmesan'], times['numpy'])]
-            if with_torch:
-                result['numpy_fraction_pytorch'] = [b / a for a, b in zip(
-                    times['pytorch'], times['numpy'])]
+            result['products'] = products
+            for key in workers:
+                if key != 'numpy':
+                    result[key]['numpy_fraction'] = [
+                        b / a for a, b in zip(times[key], times['numpy'])]
     finally:
         for key, worker in list(workers.items()):
             try:
@@ -553,7 +775,7 @@ def run_ablation(label, row, change, spec, steps, args):
                                     threads=args.threads)
         times = interleaved(workers, steps, args.pairs,
                             warmup=max(1, steps // 10)
-                            if spec['kind'] == 'train' else 1)
+                            if spec['kind'] != 'eval' else 1)
     finally:
         memory = {}
         for key, worker in workers.items():
@@ -611,43 +833,58 @@ def rst_table(header, rows):
     return '\n'.join(out)
 
 
+def _unit(spec):
+    return 's/epoch' if spec['kind'] != 'eval' else 's/eval'
+
+
 def report(results, ablations, meta):
-    header = ['row', 'Parmesan', 'PyTorch', 'Parmesan / PyTorch',
-              'compile cold / warm (s)', 'peak MB P / T']
+    header = ['row', 'Parmesan', 'PyTorch', 'Parmesan / PyTorch', 'JAX',
+              'Parmesan / JAX', '% of numpy matmul P / T / J',
+              'compile cold / warm (s)', 'peak MB P / T / J']
     rows = []
     for r in results:
-        unit = 's/epoch' if r['spec']['kind'] == 'train' else 's/eval'
-        par, tor = r.get('parmesan', {}), r.get('pytorch', {})
+        unit = _unit(r['spec'])
+        par, tor, jax = (r.get(k, {}) for k in ('parmesan', 'pytorch',
+                                                 'jax'))
         compile_text = '%s / %s' % (_fmt(r.get('compile_cold_s')),
                                     _fmt(r.get('compile_warm_s'))) \
             if 'compile_cold_s' in r else \
             '- / %s' % _fmt(par.get('compile_s'))
+        fractions = ' / '.join(
+            _fmt(100 * median(w.get('numpy_fraction', [])), 0)
+            for w in (par, tor, jax))
         rows.append([
             r['row'],
             '%s %s' % (_fmt(median(par.get('seconds', [])), 2), unit),
             '%s %s' % (_fmt(median(tor.get('seconds', [])), 2), unit)
             if tor.get('seconds') else '-',
             _span(r.get('ratio', [])),
+            '%s %s' % (_fmt(median(jax.get('seconds', [])), 2), unit)
+            if jax.get('seconds') else '-',
+            _span(r.get('ratio_jax', [])),
+            fractions,
             compile_text,
-            '%s / %s' % (_fmt(par.get('memory', {}).get('peak_mb'), 0),
-                         _fmt(tor.get('memory', {}).get('peak_mb'), 0)),
+            ' / '.join(_fmt(w.get('memory', {}).get('peak_mb'), 0)
+                       for w in (par, tor, jax)),
         ])
     text = [rst_table(header, rows), '']
     for r in results:
-        if 'numpy_fraction' in r:
+        if 'numpy' in r and r['numpy'].get('gflops'):
             spec = r['spec']
+            what = '%d test images x %d samples, %d per call' % (
+                spec['examples'], spec['iw'], spec['max_rows']) \
+                if spec['kind'] == 'eval' else 'one step'
             text.append(
-                '%s: %d test images x %d samples, %d per call; matmul rate '
-                'GFLOP/s: Parmesan %s, PyTorch %s, numpy matmul alone %s; '
-                'Parmesan at %s %% of numpy matmul (PyTorch %s %%).' % (
-                    r['row'], spec['examples'], spec['iw'],
-                    spec['max_rows'],
+                '%s (%s): %.2f GFLOP of matrix products in %d shapes; '
+                'GFLOP/s: Parmesan %s, PyTorch %s, JAX %s, numpy matmul '
+                'alone %s.' % (
+                    r['row'], what,
+                    product_flops(r.get('products', [])) / 1e9,
+                    len(r.get('products', [])),
                     _fmt(median(r['parmesan'].get('gflops', [])), 1),
                     _fmt(median(r.get('pytorch', {}).get('gflops', [])), 1),
-                    _fmt(median(r['numpy'].get('gflops', [])), 1),
-                    _fmt(100 * median(r['numpy_fraction']), 0),
-                    _fmt(100 * median(r.get('numpy_fraction_pytorch', [])),
-                         0)))
+                    _fmt(median(r.get('jax', {}).get('gflops', [])), 1),
+                    _fmt(median(r['numpy'].get('gflops', [])), 1)))
     if ablations:
         text += ['', 'What each setting buys: the shipped defaults against '
                  'one setting changed (time changed / time default, median '
@@ -675,7 +912,7 @@ def report(results, ablations, meta):
     return '\n'.join(text)
 
 
-def versions(with_torch):
+def versions(with_torch, with_jax=False):
     code = ('import json, sys, numpy, theano, lasagne; v = dict('
             'python=sys.version.split()[0], numpy=numpy.__version__, '
             'theano=theano.__version__, lasagne=lasagne.__version__)\n'
@@ -683,6 +920,8 @@ def versions(with_torch):
             'except ImportError: pass\n')
     if with_torch:
         code += 'import torch; v["torch"] = torch.__version__\n'
+    if with_jax:
+        code += 'import jax; v["jax"] = jax.__version__\n'
     code += 'print(json.dumps(v))'
     output = subprocess.run([sys.executable, '-c', code], text=True,
                             capture_output=True, env=dict(
@@ -719,6 +958,7 @@ def parse_args(argv):
                         help='skip the Parmesan / PyTorch rows (with '
                              '--ablations: only the ablations)')
     parser.add_argument('--no-torch', action='store_true')
+    parser.add_argument('--no-jax', action='store_true')
     parser.add_argument('--data-dir', default=None)
     parser.add_argument('--out', default=None,
                         help='write OUT.rst and OUT.json (default '
@@ -750,16 +990,19 @@ def main(argv=None):
     if unknown:
         sys.exit('unknown rows: %s (choose from %s)'
                  % (', '.join(unknown), ', '.join(ROWS)))
-    with_torch = not args.no_torch and torch_available()
+    with_torch = not args.no_torch and module_available('torch')
     if not with_torch and not args.no_torch:
         print(TORCH_HINT, flush=True)
+    with_jax = not args.no_jax and module_available('jax')
+    if not with_jax and not args.no_jax:
+        print(JAX_HINT, flush=True)
     meta = OrderedDict(
         date=datetime.datetime.now(datetime.timezone.utc).strftime(
             '%Y-%m-%d %H:%M UTC'),
         cpu=machine(), cores=os.cpu_count(), threads=args.threads,
         pairs=args.pairs, quick=args.quick,
         load_start='%.1f' % os.getloadavg()[0],
-        versions=versions(with_torch))
+        versions=versions(with_torch, with_jax))
     results, ablations = [], []
     for name in ([] if args.no_rows else names):
         spec, full_steps, quick_steps = ROWS[name]
@@ -770,7 +1013,8 @@ def main(argv=None):
             max(1, int(round(full_steps * args.steps_scale)))
         print('timing %s (%d step(s) x %d pair(s))...'
               % (name, steps, args.pairs), flush=True)
-        results.append(run_row(name, spec, steps, args, with_torch))
+        results.append(run_row(name, spec, steps, args, with_torch,
+                               with_jax))
         print(report(results[-1:], [], dict(
             meta, load_end='%.1f' % os.getloadavg()[0],
             data=results[-1].get('data'))).split('\n\n')[0], flush=True)
