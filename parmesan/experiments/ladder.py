@@ -39,7 +39,7 @@ from ..init import FanInNormal
 from ..layers import (DecoderNormalizeLayer, DenoiseLayer,
                       GaussianCorruptionLayer, GaussianDenoiseLayer,
                       ListIndexLayer, NormalizeLayer, ScaleAndShiftLayer)
-from ..updates import linear_decay_schedule
+from ..updates import adam_with_clipping, linear_decay_schedule
 from .cli import (NONLINEARITIES, add_run_flags, argument_parser,
                   check_at_least, number_list, start_run, write_results)
 from .compiling import compiling
@@ -320,10 +320,12 @@ class LadderNetwork(ExperimentModel):
         >>> values = train(x_batch, t_labelled, len(t_labelled))
         """
         terms = self.training_terms(lambdas)
-        # The paper's plain Adam: no gradient clipping.
-        updates = lasagne.updates.adam(terms['cost'],
-                                       self.params(trainable=True),
-                                       learning_rate=learning_rate)
+        # The paper's plain Adam: no gradient clipping (one fused node
+        # unless parmesan.ops.config says otherwise).
+        updates = adam_with_clipping(terms['cost'],
+                                     self.params(trainable=True),
+                                     learning_rate, max_norm=None,
+                                     clip_value=None)
         function = theano.function(
             [self.x, self.targets, self.num_labelled], list(terms.values()),
             updates=updates)
