@@ -168,3 +168,71 @@ def test_fused_adam_trains_lasagnes_models_like_lasagne():
         losses[fused] = [float(step(data, labels)) for _ in range(5)]
     np.testing.assert_allclose(losses[True], losses[False], rtol=1e-5)
     assert losses[True][-1] < losses[True][0]
+
+
+# ---------------------------------------------------------------- AddRowBias
+
+@pytest.mark.parametrize('dtype', ['float32', 'float64'])
+@pytest.mark.parametrize('linker', sorted(LINKERS))
+def test_add_row_bias_values_on_any_strides(dtype, linker):
+    x, b = T.matrix(dtype=dtype), T.vector(dtype=dtype)
+    f = theano.function([x, b], ops.add_row_bias(x, b), mode=LINKERS[linker])
+    rng = np.random.RandomState(5)
+    big = rng.randn(9, 12).astype(dtype)
+    bias = rng.randn(14).astype(dtype)
+    for data, vector in ((big, bias[:12]), (big.T, bias[:9]),
+                         (big[::2, 1::3], bias[::4][:4]),
+                         (np.asfortranarray(big), bias[2:14])):
+        np.testing.assert_array_equal(f(data, vector), data + vector)
+    with pytest.raises(ValueError, match='x has 12 columns, b 5 entries'):
+        f(big, bias[:5])
+
+
+@pytest.mark.parametrize('dtype', ['float32', 'float64'])
+def test_add_row_bias_gradient(dtype):
+    rng = np.random.RandomState(6)
+    tolerance = 1e-2 if dtype == 'float32' else 1e-7
+    theano.gradient.verify_grad(
+        lambda x, b: T.tanh(ops.add_row_bias(x, b)),
+        [rng.randn(4, 3).astype(dtype), rng.randn(3).astype(dtype)],
+        rng=rng, abs_tol=tolerance, rel_tol=tolerance)
+
+
+def dense_softplus_graph(dtype):
+    """The evaluation's pattern: softplus(h W + b) and the Bernoulli
+    log-likelihood from logits h V + c."""
+    h, x = T.matrix('h', dtype=dtype), T.matrix('x', dtype=dtype)
+    rng = np.random.RandomState(7)
+    W = theano.shared(rng.randn(6, 5).astype(dtype))
+    b = theano.shared(rng.randn(5).astype(dtype))
+    V = theano.shared(rng.randn(5, 6).astype(dtype))
+    c = theano.shared(rng.randn(6).astype(dtype))
+    hidden = T.nnet.softplus(T.dot(h, W) + b.dimshuffle('x', 0))
+    logits = T.dot(hidden, V) + c.dimshuffle('x', 0)
+    log_px = (x * logits - T.nnet.softplus(logits)).sum(-1)
+    return [h, x], [log_px] + T.grad(log_px.sum(), [W, b, V, c])
+
+
+@pytest.mark.parametrize('dtype', ['float32', 'float64'])
+def test_row_bias_optimisation_keeps_the_stock_graphs_values(dtype,
+                                                             monkeypatch):
+    inputs, outputs = dense_softplus_graph(dtype)
+    rng = np.random.RandomState(8)
+    data = [rng.randn(4, 6).astype(dtype),
+            (rng.rand(4, 6) < 0.5).astype(dtype)]
+    results = {}
+    for on in (True, False):
+        monkeypatch.setattr(ops.config, 'row_bias', on)
+        f = theano.function(inputs, outputs)
+        found = [n for n in f.maker.fgraph.toposort()
+                 if isinstance(n.op, ops.AddRowBias)]
+        assert bool(found) == on
+        results[on] = f(*data)
+    rtol = 1e-5 if dtype == 'float32' else 1e-12
+    for ours, stock in zip(results[True], results[False]):
+        np.testing.assert_allclose(ours, stock, rtol=rtol, atol=rtol)
+    mode = theano.compile.get_default_mode().excluding(
+        'parmesan_add_row_bias')
+    excluded = theano.function(inputs, outputs, mode=mode)
+    assert not any(isinstance(n.op, ops.AddRowBias)
+                   for n in excluded.maker.fgraph.toposort())
