@@ -5,6 +5,6 @@ parmesan_compat.install()
 
 # The library; the experiments (parmesan.experiments) load on demand.
 from . import (datasets, distributions, init, layers,  # noqa: E402,F401
-               nonlinearities, objectives, updates, utils)
+               nonlinearities, objectives, ops, updates, utils)
 
 __version__ = '0.2.0'

@@ -27,6 +27,11 @@ compare them in float32 and float64) and can be switched off:
   it), or with Theano's own switch of the graph optimisation,
   ``THEANO_FLAGS=optimizer_excluding=parmesan_add_row_bias``.
 
+The same switches cover one graph rewrite of a model:
+``config.factored_enumeration`` lets ExactM2 compute the first layer of
+q(z|x,y) once per class and once per example instead of once per pair
+(:meth:`parmesan.experiments.m2.M2Model.enumerated_first_dense`).
+
 Example
 -------
 >>> import parmesan.ops
@@ -57,10 +62,12 @@ class _Config(object):
     def __init__(self):
         self.fused_adam = _env_flag('PARMESAN_FUSED_OPS')
         self.row_bias = _env_flag('PARMESAN_FUSED_OPS')
+        self.factored_enumeration = _env_flag('PARMESAN_FUSED_OPS')
 
     def __repr__(self):
-        return 'parmesan.ops.config(fused_adam=%r, row_bias=%r)' % (
-            self.fused_adam, self.row_bias)
+        return ('parmesan.ops.config(fused_adam=%r, row_bias=%r, '
+                'factored_enumeration=%r)' % (self.fused_adam, self.row_bias,
+                                              self.factored_enumeration))
 
 
 #: The switches; ``config.fused_adam = False`` restores the stock graph.
