@@ -119,38 +119,42 @@ def scipy_openblas_ldflags():
                            os.path.basename(found[0]))
 
 
-#: (name, row, what changes against the shipped defaults)
+#: Parmesan's own ops and graph rewrites off: the graphs before issue 15.
+BEFORE = {'env': {'PARMESAN_FUSED_OPS': '0'}}
+
+#: (name, row, what changes against the shipped defaults): Theano flags
+#: ('flags'), environment variables ('env'), workload settings.
 ABLATIONS = [
+    ('all of Parmesan\'s ops off (PARMESAN_FUSED_OPS=0)', row, BEFORE)
+    for row in ('iwae-k1', 'iwae-k5', 'burda-k1', 'burda-k5', 'eval-L5000',
+                'ladder', 'exact-m2', 'gumbel-m2')] + [
+    ('FusedAdam off (PARMESAN_FUSED_ADAM=0)', 'iwae-k1',
+     {'env': {'PARMESAN_FUSED_ADAM': '0'}}),
+    ('AddRowBias off (PARMESAN_ROW_BIAS=0)', 'iwae-k1',
+     {'env': {'PARMESAN_ROW_BIAS': '0'}}),
+    ('FusedAdam off (PARMESAN_FUSED_ADAM=0)', 'burda-k1',
+     {'env': {'PARMESAN_FUSED_ADAM': '0'}}),
+    ('AddRowBias off (PARMESAN_ROW_BIAS=0)', 'burda-k1',
+     {'env': {'PARMESAN_ROW_BIAS': '0'}}),
+    ('AddRowBias off (PARMESAN_ROW_BIAS=0)', 'eval-L5000',
+     {'env': {'PARMESAN_ROW_BIAS': '0'}}),
+    ('factored enumeration off', 'exact-m2',
+     {'env': {'PARMESAN_FACTORED_ENUMERATION': '0'}}),
+    ('BLAS linked to scipy\'s OpenBLAS', 'iwae-k1', {'flags': 'BLAS'}),
+    ('BLAS linked to scipy\'s OpenBLAS', 'eval-L5000', {'flags': 'BLAS'}),
+    ('openmp=True (elemwise on 2 threads)', 'iwae-k1',
+     {'flags': 'openmp=True,openmp_elemwise_minsize=20000'}),
+    ('openmp=True (elemwise on 2 threads)', 'eval-L5000',
+     {'flags': 'openmp=True,openmp_elemwise_minsize=20000'}),
     ('float64 instead of float32', 'iwae-k1', {'flags': 'floatX=float64'}),
     ('no vectorised math (gcc.cxxflags empty)', 'iwae-k1',
      {'flags': 'gcc.cxxflags='}),
-    ('Bernoulli from probabilities (clip + crossentropy)', 'iwae-k1',
-     {'bernoulli': 'probabilities'}),
     ('allow_gc=True', 'iwae-k1', {'flags': 'allow_gc=True'}),
-    ('BLAS linked to scipy\'s OpenBLAS', 'iwae-k1', {'flags': 'BLAS'}),
     ('linker=c|py', 'iwae-k1', {'flags': 'linker=c|py'}),
-    ('no elemwise fusion', 'iwae-k1',
-     {'flags': 'optimizer_excluding=fusion'}),
-    ('openmp=True (elemwise on 2 threads)', 'iwae-k1',
-     {'flags': 'openmp=True,openmp_elemwise_minsize=20000'}),
+    ('5,000 samples per call (max_rows)', 'eval-L5000', {'max_rows': 5000}),
     ('all of Parmesan 0.2.0\'s old settings', 'iwae-k1',
      {'flags': 'floatX=float64,gcc.cxxflags=,allow_gc=True,blas.ldflags=',
-      'bernoulli': 'probabilities'}),
-    ('float64 instead of float32', 'burda-k1', {'flags': 'floatX=float64'}),
-    ('no vectorised math (gcc.cxxflags empty)', 'burda-k1',
-     {'flags': 'gcc.cxxflags='}),
-    ('allow_gc=True', 'burda-k1', {'flags': 'allow_gc=True'}),
-    ('BLAS linked to scipy\'s OpenBLAS', 'burda-k1', {'flags': 'BLAS'}),
-    ('float64 instead of float32', 'eval-L5000', {'flags': 'floatX=float64'}),
-    ('no vectorised math (gcc.cxxflags empty)', 'eval-L5000',
-     {'flags': 'gcc.cxxflags='}),
-    ('Bernoulli from probabilities (clip + crossentropy)', 'eval-L5000',
-     {'bernoulli': 'probabilities'}),
-    ('allow_gc=True', 'eval-L5000', {'flags': 'allow_gc=True'}),
-    ('BLAS linked to scipy\'s OpenBLAS', 'eval-L5000', {'flags': 'BLAS'}),
-    ('5,000 samples per call (max_rows)', 'eval-L5000', {'max_rows': 5000}),
-    ('100,000 samples per call (max_rows)', 'eval-L5000',
-     {'max_rows': 100000}),
+      'bernoulli': 'probabilities', 'env': {'PARMESAN_FUSED_OPS': '0'}}),
 ]
 
 
@@ -280,6 +284,7 @@ class TheanoWorkload(Workload):
         import lasagne
         import theano
         import theano.tensor as T
+        from parmesan import ops
         lasagne.random.set_rng(np.random.RandomState(1))
         start = time.perf_counter()
         builder = {'train': self._build_vae, 'eval': self._build_vae,
@@ -293,7 +298,8 @@ class TheanoWorkload(Workload):
             'allow_gc': theano.config.allow_gc,
             'linker': theano.config.linker,
             'openmp': theano.config.openmp,
-            'bernoulli': spec.get('bernoulli', 'logits')}
+            'bernoulli': spec.get('bernoulli', 'logits'),
+            'parmesan.ops': repr(ops.config)}
         del T
 
     def _compile(self, *args, **kwargs):
@@ -590,8 +596,10 @@ def worker_main(spec):
 class Worker(object):
     """The driver's handle on a worker process."""
 
-    def __init__(self, spec, env_flags='', compiledir=None, threads=2):
+    def __init__(self, spec, env_flags='', compiledir=None, threads=2,
+                 env_update=None):
         env = dict(os.environ)
+        env.update(env_update or {})
         flags = [f for f in (env.get('THEANO_FLAGS', ''), env_flags) if f]
         if compiledir:
             flags.append('base_compiledir=' + compiledir)
@@ -772,7 +780,8 @@ def run_ablation(label, row, change, spec, steps, args):
                                     threads=args.threads)
         workers['variant'] = Worker(dict(variant, framework='theano'),
                                     change.get('flags', ''),
-                                    threads=args.threads)
+                                    threads=args.threads,
+                                    env_update=change.get('env'))
         times = interleaved(workers, steps, args.pairs,
                             warmup=max(1, steps // 10)
                             if spec['kind'] != 'eval' else 1)

@@ -20,7 +20,9 @@ Every op here computes what the stock Theano graph computes (the tests
 compare them in float32 and float64) and can be switched off:
 
 * for a whole process with the environment variable
-  ``PARMESAN_FUSED_OPS=0`` (read when Parmesan is imported), or
+  ``PARMESAN_FUSED_OPS=0`` (all of them) or ``PARMESAN_FUSED_ADAM=0``,
+  ``PARMESAN_ROW_BIAS=0``, ``PARMESAN_FACTORED_ENUMERATION=0`` (one each),
+  read when Parmesan is imported, or
 * at run time with ``parmesan.ops.config.fused_adam = False`` (or per call,
   ``adam_with_clipping(..., fused=False)``) and
   ``parmesan.ops.config.row_bias = False`` (for functions compiled after
@@ -60,9 +62,11 @@ class _Config(object):
     """Switches of Parmesan's own ops (see the module docstring)."""
 
     def __init__(self):
-        self.fused_adam = _env_flag('PARMESAN_FUSED_OPS')
-        self.row_bias = _env_flag('PARMESAN_FUSED_OPS')
-        self.factored_enumeration = _env_flag('PARMESAN_FUSED_OPS')
+        every = _env_flag('PARMESAN_FUSED_OPS')
+        self.fused_adam = _env_flag('PARMESAN_FUSED_ADAM', every)
+        self.row_bias = _env_flag('PARMESAN_ROW_BIAS', every)
+        self.factored_enumeration = _env_flag(
+            'PARMESAN_FACTORED_ENUMERATION', every)
 
     def __repr__(self):
         return ('parmesan.ops.config(fused_adam=%r, row_bias=%r, '
