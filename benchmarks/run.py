@@ -584,7 +584,9 @@ def worker_main(spec):
     for line in sys.stdin:
         command = json.loads(line)
         if command['cmd'] == 'time':
-            send(seconds=workload.run(command['n']))
+            cpu = time.process_time()
+            seconds = workload.run(command['n'])
+            send(seconds=seconds, cpu_seconds=time.process_time() - cpu)
         elif command['cmd'] == 'memory':
             send(peak_mb=_proc_status('VmHWM') - base, base_mb=base)
         elif command['cmd'] == 'result':
@@ -635,7 +637,11 @@ class Worker(object):
         return self.receive()
 
     def time(self, steps):
-        return self.ask(cmd='time', n=steps)['seconds']
+        """Wall-clock seconds of `steps`; their CPU seconds (all threads
+        of the process) go to self.cpu_seconds."""
+        answer = self.ask(cmd='time', n=steps)
+        self.cpu_seconds = answer.get('cpu_seconds')
+        return answer['seconds']
 
     def close(self):
         memory = self.ask(cmd='memory')
@@ -671,9 +677,10 @@ def module_available(name):
         return False
 
 
-def interleaved(workers, steps, pairs, warmup):
+def interleaved(workers, steps, pairs, warmup, cpu=None):
     """Time `workers` (a dict name -> Worker) alternately: `pairs` rounds,
-    each worker once per round, the order rotating; return name -> list."""
+    each worker once per round, the order rotating; return name -> list of
+    wall-clock seconds (and fill `cpu`, if given, with the CPU seconds)."""
     names = list(workers)
     for name in names:
         workers[name].time(warmup)
@@ -682,6 +689,8 @@ def interleaved(workers, steps, pairs, warmup):
         rotation = names[round_ % len(names):] + names[:round_ % len(names)]
         for name in rotation:
             times[name].append(workers[name].time(steps))
+            if cpu is not None:
+                cpu.setdefault(name, []).append(workers[name].cpu_seconds)
     return times
 
 
@@ -782,9 +791,10 @@ def run_ablation(label, row, change, spec, steps, args):
                                     change.get('flags', ''),
                                     threads=args.threads,
                                     env_update=change.get('env'))
+        cpu = {}
         times = interleaved(workers, steps, args.pairs,
                             warmup=max(1, steps // 10)
-                            if spec['kind'] != 'eval' else 1)
+                            if spec['kind'] != 'eval' else 1, cpu=cpu)
     finally:
         memory = {}
         for key, worker in workers.items():
@@ -798,6 +808,7 @@ def run_ablation(label, row, change, spec, steps, args):
         default=[per_epoch(spec, t, steps) for t in times['default']],
         variant=[per_epoch(spec, t, steps) for t in times['variant']],
         slowdown=ratios, peak_mb=memory,
+        cpu_slowdown=[v / d for v, d in zip(cpu['variant'], cpu['default'])],
         compile_s={k: w.info['compile_seconds'] for k, w in workers.items()},
         settings=workers['variant'].info['settings'])
 
@@ -900,11 +911,13 @@ def report(results, ablations, meta):
                  'of pairs; > 1 means the default is faster).', '']
         rows = [[a['label'], a['row'], _fmt(median(a['default']), 2),
                  _fmt(median(a['variant']), 2), _span(a['slowdown']),
+                 _span(a.get('cpu_slowdown', [])),
                  '%s / %s' % (_fmt(a['peak_mb'].get('default'), 0),
                               _fmt(a['peak_mb'].get('variant'), 0))]
                 for a in ablations]
         text.append(rst_table(['changed setting', 'row', 'default',
                                'changed', 'changed / default',
+                               'same in CPU time',
                                'peak MB default / changed'], rows))
     settings = next((r['parmesan'].get('settings') for r in results
                      if r.get('parmesan', {}).get('settings')), None)

@@ -8,8 +8,8 @@ terminal gets the share of each op class and the heaviest ops.
 
 Usage::
 
-    python benchmarks/profile.py --rows iwae-k1,eval-L5000,ladder,exact-m2
-    python benchmarks/profile.py --rows ladder --steps 20 --out /tmp/prof
+    python benchmarks/profile_rows.py --rows iwae-k1,eval-L5000,ladder,exact-m2
+    python benchmarks/profile_rows.py --rows ladder --steps 20 --out /tmp/prof
 """
 import argparse
 import io
