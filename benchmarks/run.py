@@ -140,8 +140,10 @@ ABLATIONS = [
      {'env': {'PARMESAN_ROW_BIAS': '0'}}),
     ('factored enumeration off', 'exact-m2',
      {'env': {'PARMESAN_FACTORED_ENUMERATION': '0'}}),
-    ('BLAS linked to scipy\'s OpenBLAS', 'iwae-k1', {'flags': 'BLAS'}),
-    ('BLAS linked to scipy\'s OpenBLAS', 'eval-L5000', {'flags': 'BLAS'}),
+    ('BLAS linked to scipy\'s OpenBLAS (PARMESAN: not shipped)', 'iwae-k1',
+     {'flags': 'BLAS'}),
+    ('BLAS linked to scipy\'s OpenBLAS (PARMESAN: not shipped)',
+     'eval-L5000', {'flags': 'BLAS'}),
     ('openmp=True (elemwise on 2 threads)', 'iwae-k1',
      {'flags': 'openmp=True,openmp_elemwise_minsize=20000'}),
     ('openmp=True (elemwise on 2 threads)', 'eval-L5000',
@@ -976,6 +978,9 @@ def parse_args(argv):
                         action=argparse.BooleanOptionalAction,
                         help='measure cold and warm compile on an empty '
                              'compile cache (default: on, off with --quick)')
+    parser.add_argument('--ablation-filter', default=None,
+                        help='only the ablations whose label contains this '
+                             'text (e.g. PARMESAN)')
     parser.add_argument('--no-rows', action='store_true',
                         help='skip the Parmesan / PyTorch rows (with '
                              '--ablations: only the ablations)')
@@ -1044,6 +1049,8 @@ def main(argv=None):
         for label, row, change in ABLATIONS:
             if row not in names or ('openmp' in change.get('flags', '')
                                     and args.threads < 2):
+                continue
+            if args.ablation_filter and args.ablation_filter not in label:
                 continue
             spec, full_steps, quick_steps = ROWS[row]
             spec = dict(spec, data_dir=args.data_dir)
