@@ -577,12 +577,17 @@ def worker_main(spec):
     _reset_peak_memory()
     base = _proc_status('VmRSS')
     workload = workload_class(spec, data)
+    modules = None
+    if framework == 'theano':
+        from parmesan.experiments.compiling import modules_built
+        modules = modules_built()  # C modules this process compiled
     if spec.get('record_products'):
         workload.products = workload.record_products()
     send(event='built', import_seconds=import_seconds,
          compile_seconds=workload.compile_seconds, settings=workload.settings,
          data=workload.source, products=workload.products,
-         flops=product_flops(workload.products or []))
+         flops=product_flops(workload.products or []),
+         modules_built=modules)
     for line in sys.stdin:
         command = json.loads(line)
         if command['cmd'] == 'time':
@@ -705,7 +710,11 @@ def cold_and_warm_compile(spec, threads, flags=''):
             worker = Worker(dict(spec, framework='theano'), flags, directory,
                             threads)
             seconds.append(worker.info['compile_seconds'])
+            modules = worker.info.get('modules_built')
             worker.close()
+        if modules:
+            print('  the warm compile still built %d C modules' % modules,
+                  flush=True)
         return seconds
     finally:
         shutil.rmtree(directory, ignore_errors=True)
