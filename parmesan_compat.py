@@ -34,6 +34,13 @@ The fixes:
   the system has one built for this Python (Debian/Ubuntu: python3-pygpu),
   a virtualenv without its own imports that one package from the system's
   site directory, and nothing else from there (:func:`system_pygpu_spec`).
+* ``COp.c_code_cache_version`` (``theano.gof.op``) puts Python's ``hash()``
+  of the op's C source into the compile cache's key. String hashes are
+  salted per process (``PYTHONHASHSEED``), so the key of every module with
+  such an op (``DimShuffle`` in every model, ...) changed from one process
+  to the next and each new process compiled them again. The version is
+  now a SHA-256 digest of the same source: stable, so a second process
+  that builds the same model compiles nothing.
 
 Parmesan's speed defaults (measured with ``benchmarks/run.py
 --ablations``) are for Parmesan's users only: they apply when ``import
@@ -64,12 +71,14 @@ as it was.
 """
 # No importlib.abc: it pulls in importlib.resources (tens of ms at every
 # interpreter start); the import system needs only the methods below.
+import hashlib
 import importlib.machinery
 import os
 import sys
 
 __all__ = ['install', 'enable_speed_defaults', 'theano_defaults',
-           'apply_before_theano', 'system_pygpu_spec']
+           'apply_before_theano', 'system_pygpu_spec',
+           'stable_source_version']
 
 #: What the old stack needs: used only where the user set nothing.
 COMPAT_DEFAULTS = {'blas.ldflags': ''}
@@ -189,8 +198,8 @@ def apply_before_theano():
         sys.modules.setdefault(_SCAN_EXTENSION, None)
 
 
-class _TheanoConfigWithDefaults(object):
-    """Load ``theano.configparser``, then hand it Parmesan's defaults.
+def _add_theano_defaults(configparser):
+    """Hand ``theano.configparser`` Parmesan's defaults.
 
     Theano parses ``THEANO_FLAGS`` once, into ``THEANO_FLAGS_DICT``, while
     this module loads, and reads every setting from that dict (then from
@@ -198,23 +207,53 @@ class _TheanoConfigWithDefaults(object):
     Adding the defaults to the dict right after the module ran leaves the
     environment, and so every child process, as the user set it.
     """
+    defaults = theano_defaults()
+    for key, value in defaults.items():
+        configparser.THEANO_FLAGS_DICT.setdefault(key, value)
+    if defaults.get('blas.ldflags') == '':
+        # our choice, not a misconfiguration the user must hear about
+        import logging
+        logging.getLogger('theano.tensor.blas').addFilter(
+            _silence_numpy_blas_warning)
 
-    def __init__(self, loader):
-        self.loader = loader
+
+def stable_source_version(sources):
+    """An int that identifies the C `sources` (a sequence of str), the same
+    in every process (Python's ``hash()`` of a str is not)."""
+    digest = hashlib.sha256('\0'.join(sources).encode('utf-8')).hexdigest()
+    return int(digest[:16], 16)
+
+
+def _stable_cop_cache_version(op_module):
+    """Make ``COp.c_code_cache_version`` independent of the hash seed."""
+    cop = op_module.COp
+
+    def c_code_cache_version(self):
+        version = (stable_source_version(self.func_codes),)
+        if hasattr(self, 'params_type'):
+            version += (self.params_type.c_code_cache_version(),)
+        return version
+    c_code_cache_version.__doc__ = cop.c_code_cache_version.__doc__
+    cop.c_code_cache_version = c_code_cache_version
+
+
+#: module name -> fix applied right after the module is executed
+_AFTER_IMPORT = {'theano.configparser': _add_theano_defaults,
+                 'theano.gof.op': _stable_cop_cache_version}
+
+
+class _PatchAfterExec(object):
+    """Run a module's own loader, then a fix on the fresh module."""
+
+    def __init__(self, loader, fix):
+        self.loader, self.fix = loader, fix
 
     def create_module(self, spec):
         return self.loader.create_module(spec)
 
     def exec_module(self, module):
         self.loader.exec_module(module)
-        defaults = theano_defaults()
-        for key, value in defaults.items():
-            module.THEANO_FLAGS_DICT.setdefault(key, value)
-        if defaults.get('blas.ldflags') == '':
-            # our choice, not a misconfiguration the user must hear about
-            import logging
-            logging.getLogger('theano.tensor.blas').addFilter(
-                _silence_numpy_blas_warning)
+        self.fix(module)
 
     def __getattr__(self, name):
         # get_source, is_package, ... for tracebacks and introspection
@@ -324,17 +363,18 @@ class _StackFixer(object):
             apply_before_theano()
             if sys.version_info >= (3, 12):
                 _provide_distutils()
-        elif fullname == 'theano.configparser':
-            spec = importlib.machinery.PathFinder.find_spec(fullname, path)
-            if spec is not None and spec.loader is not None:
-                spec.loader = _TheanoConfigWithDefaults(spec.loader)
-            return spec
         elif fullname == _DOWNSAMPLE:
             return importlib.machinery.ModuleSpec(fullname, _DownsampleShim())
         elif fullname == 'pygpu':
             return system_pygpu_spec()
         elif fullname == _NUMPY_DISTUTILS:
             return _numpy_distutils_spec(path)
+        elif fullname in _AFTER_IMPORT:
+            spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+            if spec is not None and spec.loader is not None:
+                spec.loader = _PatchAfterExec(spec.loader,
+                                              _AFTER_IMPORT[fullname])
+            return spec
         return None
 
 

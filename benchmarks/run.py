@@ -17,8 +17,18 @@ Rows:
 * ``eval-L5000``: the test log-likelihood L_5000 (5000 importance samples per
   example, :func:`parmesan.experiments.evaluation.importance_sampled_log_likelihood`
   with its default 25,000 samples per call) of the iw_vae model over a fixed
-  slice of the test set, plus numpy doing only the same matrix products, the
-  reference of the ``% of numpy matmul`` column.
+  slice of the test set.
+* ``ladder``: the ladder network's training step (784-1000-500-250-250-250-10,
+  100 unlabelled + 100 labelled rows, Adam); seconds per 50,000-image epoch.
+* ``exact-m2``, ``gumbel-m2``: vae_ssl's ExactM2 and GumbelSoftmaxM2 training
+  step (100 unlabelled + 100 labelled images); seconds per 50,000-image
+  epoch.
+
+Every row also times numpy doing only the row's matrix products (recorded
+from one step of Parmesan's compiled graph: shapes and memory layouts), the
+reference of the ``% of numpy matmul`` column: the share of numpy's matmul
+rate that Parmesan's whole step reaches. The VAE rows also time the same
+model in PyTorch (eager) and, where JAX is installed, in JAX (jit).
 
 Also: Theano's cold compile (an empty compile cache) and warm compile (the
 same cache, filled), the peak resident memory of each worker above its
@@ -33,8 +43,8 @@ Usage::
     python benchmarks/run.py --ablations        # + per-setting speedups
     python benchmarks/run.py --rows iwae-k1,eval-L5000 --pairs 3
 
-PyTorch is optional (``pip install torch==2.13.0``); without it the PyTorch
-columns are left empty. The table goes to stdout and to ``--out`` (.rst and
+PyTorch and JAX are optional (``pip install torch==2.13.0``,
+``pip install jax jaxlib``); without them their columns are left empty. The table goes to stdout and to ``--out`` (.rst and
 .json).
 """
 import argparse
@@ -55,13 +65,23 @@ TORCH_HINT = ('PyTorch is not installed: the PyTorch rows are skipped. '
               'Install it with  pip install torch==2.13.0  (a local CPU '
               'wheel here, from /opt/wheels; keep setuptools<82 for '
               'Lasagne: pip install torch==2.13.0 "setuptools>=77.0.3,<81")')
+JAX_HINT = ('JAX is not installed: the JAX columns are left empty. Install '
+            'it with  pip install jax jaxlib  (a CPU build)')
 
+#: Examples per epoch: the VAEs' 60,000 (training and validation images
+#: merged), the ladder's and M2's 50,000 unlabelled images.
 EPOCH = 60000
+SEMI_SUPERVISED_EPOCH = 50000
 IWAE = dict(hidden=[500, 500], latent=100, nonlinearity='softplus',
             batch_size=100, adam_epsilon=1e-4, max_norm=5.0, clip_value=1.0)
 BURDA = dict(hidden=[200, 200], latent=50, nonlinearity='tanh',
              batch_size=20, adam_epsilon=1e-4, max_norm=None,
              clip_value=None)
+
+LADDER = dict(kind='ladder', layers=[784, 1000, 500, 250, 250, 250, 10],
+              lambdas=[1000, 10, 0.1, 0.1, 0.1, 0.1, 0.1], batch_size=100,
+              epoch_examples=SEMI_SUPERVISED_EPOCH)
+M2 = dict(kind='m2', batch_size=100, epoch_examples=SEMI_SUPERVISED_EPOCH)
 
 #: name -> (model and workload, steps per timing in full mode, quick mode)
 ROWS = OrderedDict([
@@ -71,7 +91,12 @@ ROWS = OrderedDict([
     ('burda-k1', (dict(BURDA, kind='train', iw=1), 600, 10)),
     ('burda-k5', (dict(BURDA, kind='train', iw=5), 300, 5)),
     ('eval-L5000', (dict(IWAE, kind='eval', iw=5000, max_rows=25000), 1, 1)),
+    ('ladder', (LADDER, 30, 2)),
+    ('exact-m2', (dict(M2, model='ExactM2'), 15, 1)),
+    ('gumbel-m2', (dict(M2, model='GumbelSoftmaxM2'), 30, 2)),
 ])
+#: The rows with a PyTorch and a JAX twin (the VAE's).
+TWIN_KINDS = ('train', 'eval')
 #: test images of the evaluation row (the first N), full and quick mode
 EVAL_EXAMPLES = (50, 5)
 
@@ -94,38 +119,44 @@ def scipy_openblas_ldflags():
                            os.path.basename(found[0]))
 
 
-#: (name, row, what changes against the shipped defaults)
+#: Parmesan's own ops and graph rewrites off: the graphs before issue 15.
+BEFORE = {'env': {'PARMESAN_FUSED_OPS': '0'}}
+
+#: (name, row, what changes against the shipped defaults): Theano flags
+#: ('flags'), environment variables ('env'), workload settings.
 ABLATIONS = [
+    ('all of Parmesan\'s ops off (PARMESAN_FUSED_OPS=0)', row, BEFORE)
+    for row in ('iwae-k1', 'iwae-k5', 'burda-k1', 'burda-k5', 'eval-L5000',
+                'ladder', 'exact-m2', 'gumbel-m2')] + [
+    ('FusedAdam off (PARMESAN_FUSED_ADAM=0)', 'iwae-k1',
+     {'env': {'PARMESAN_FUSED_ADAM': '0'}}),
+    ('AddRowBias off (PARMESAN_ROW_BIAS=0)', 'iwae-k1',
+     {'env': {'PARMESAN_ROW_BIAS': '0'}}),
+    ('FusedAdam off (PARMESAN_FUSED_ADAM=0)', 'burda-k1',
+     {'env': {'PARMESAN_FUSED_ADAM': '0'}}),
+    ('AddRowBias off (PARMESAN_ROW_BIAS=0)', 'burda-k1',
+     {'env': {'PARMESAN_ROW_BIAS': '0'}}),
+    ('AddRowBias off (PARMESAN_ROW_BIAS=0)', 'eval-L5000',
+     {'env': {'PARMESAN_ROW_BIAS': '0'}}),
+    ('factored enumeration off', 'exact-m2',
+     {'env': {'PARMESAN_FACTORED_ENUMERATION': '0'}}),
+    ('BLAS linked to scipy\'s OpenBLAS (not shipped; PARMESAN filter)', 'iwae-k1',
+     {'flags': 'BLAS'}),
+    ('BLAS linked to scipy\'s OpenBLAS (not shipped; PARMESAN filter)',
+     'eval-L5000', {'flags': 'BLAS'}),
+    ('openmp=True (elemwise on 2 threads)', 'iwae-k1',
+     {'flags': 'openmp=True,openmp_elemwise_minsize=20000'}),
+    ('openmp=True (elemwise on 2 threads)', 'eval-L5000',
+     {'flags': 'openmp=True,openmp_elemwise_minsize=20000'}),
     ('float64 instead of float32', 'iwae-k1', {'flags': 'floatX=float64'}),
     ('no vectorised math (gcc.cxxflags empty)', 'iwae-k1',
      {'flags': 'gcc.cxxflags='}),
-    ('Bernoulli from probabilities (clip + crossentropy)', 'iwae-k1',
-     {'bernoulli': 'probabilities'}),
     ('allow_gc=True', 'iwae-k1', {'flags': 'allow_gc=True'}),
-    ('BLAS linked to scipy\'s OpenBLAS', 'iwae-k1', {'flags': 'BLAS'}),
     ('linker=c|py', 'iwae-k1', {'flags': 'linker=c|py'}),
-    ('no elemwise fusion', 'iwae-k1',
-     {'flags': 'optimizer_excluding=fusion'}),
-    ('openmp=True (elemwise on 2 threads)', 'iwae-k1',
-     {'flags': 'openmp=True,openmp_elemwise_minsize=20000'}),
+    ('5,000 samples per call (max_rows)', 'eval-L5000', {'max_rows': 5000}),
     ('all of Parmesan 0.2.0\'s old settings', 'iwae-k1',
      {'flags': 'floatX=float64,gcc.cxxflags=,allow_gc=True,blas.ldflags=',
-      'bernoulli': 'probabilities'}),
-    ('float64 instead of float32', 'burda-k1', {'flags': 'floatX=float64'}),
-    ('no vectorised math (gcc.cxxflags empty)', 'burda-k1',
-     {'flags': 'gcc.cxxflags='}),
-    ('allow_gc=True', 'burda-k1', {'flags': 'allow_gc=True'}),
-    ('BLAS linked to scipy\'s OpenBLAS', 'burda-k1', {'flags': 'BLAS'}),
-    ('float64 instead of float32', 'eval-L5000', {'flags': 'floatX=float64'}),
-    ('no vectorised math (gcc.cxxflags empty)', 'eval-L5000',
-     {'flags': 'gcc.cxxflags='}),
-    ('Bernoulli from probabilities (clip + crossentropy)', 'eval-L5000',
-     {'bernoulli': 'probabilities'}),
-    ('allow_gc=True', 'eval-L5000', {'flags': 'allow_gc=True'}),
-    ('BLAS linked to scipy\'s OpenBLAS', 'eval-L5000', {'flags': 'BLAS'}),
-    ('5,000 samples per call (max_rows)', 'eval-L5000', {'max_rows': 5000}),
-    ('100,000 samples per call (max_rows)', 'eval-L5000',
-     {'max_rows': 100000}),
+      'bernoulli': 'probabilities', 'env': {'PARMESAN_FUSED_OPS': '0'}}),
 ]
 
 
@@ -182,7 +213,7 @@ class Workload(object):
         self.train_x, self.test_x, self.source = data
         self.order = np.random.RandomState(0).permutation(len(self.train_x))
         self.position = 0
-        self.flops = None
+        self.products = None
 
     def batches(self, count):
         size = self.spec['batch_size']
@@ -196,34 +227,56 @@ class Workload(object):
         """One training step on the images `rows`."""
         raise NotImplementedError
 
+    def evaluate(self):
+        from parmesan.experiments.evaluation import \
+            importance_sampled_log_likelihood
+        return importance_sampled_log_likelihood(
+            self.log_weights, self.test_x, self.spec['iw'],
+            self.spec['max_rows'], show_progress=False)
+
     def run(self, count):
         """Run `count` training steps (or evaluations); return the
         seconds."""
-        from parmesan.experiments.evaluation import importance_sampled_log_likelihood
         start = time.perf_counter()
-        if self.spec['kind'] == 'train':
+        if self.spec['kind'] == 'eval':
+            for _ in range(count):
+                self.last = self.evaluate()
+        else:
             for rows in self.batches(count):
                 self.step(rows)
-        else:
-            for _ in range(count):
-                self.last = importance_sampled_log_likelihood(
-                    self.log_weights, self.test_x, self.spec['iw'],
-                    self.spec['max_rows'], show_progress=False)
         return time.perf_counter() - start
 
 
-def _eval_flops(spec, examples, max_rows):
-    """Multiply-adds x 2 of the evaluation's matrix products."""
-    widths = [784] + list(spec['hidden'])
-    encoder = sum(a * b for a, b in zip(widths, widths[1:])) + \
-        2 * widths[-1] * spec['latent']
-    back = [spec['latent']] + list(reversed(spec['hidden'])) + [784]
-    decoder = sum(a * b for a, b in zip(back, back[1:]))
-    samples = spec['iw']
-    chunk = min(samples, max_rows)
-    calls_per_example = -(-samples // chunk)
-    return 2.0 * (examples * calls_per_example * encoder +
-                  examples * samples * decoder)
+#: Theano ops that are matrix products: class name -> the positions of
+#: their two operands among the node's inputs (Ger: an outer product).
+MATMUL_OPERANDS = {'Dot22': (0, 1), 'Dot22Scalar': (0, 1), 'Dot': (0, 1),
+                   'Gemm': (2, 3), 'Gemv': (2, 3), 'Ger': (2, 3),
+                   'CGemv': (2, 3), 'CGer': (2, 3), 'ScipyGer': (2, 3)}
+
+
+def _layout(array):
+    if array.flags.c_contiguous:
+        return 'C'
+    return 'F' if array.flags.f_contiguous else 'N'
+
+
+def matmul_product(op_name, a, b):
+    """(m, k, n, layout of a, layout of b) of one matrix product of `a`
+    and `b` by the Theano op `op_name` (vectors as rows / columns; Ger's
+    outer product as k = 1)."""
+    if op_name.endswith('Ger'):
+        a, b = a.reshape(-1, 1), b.reshape(1, -1)
+    if a.ndim == 1:
+        a = a.reshape(1, -1)
+    if b.ndim == 1:
+        b = b.reshape(-1, 1)
+    return (int(a.shape[0]), int(a.shape[1]), int(b.shape[1]), _layout(a),
+            _layout(b))
+
+
+def product_flops(products):
+    """2 m k n summed over [(m, k, n, layout_a, layout_b, count)]."""
+    return sum(2.0 * m * k * n * count for m, k, n, _, _, count in products)
 
 
 class TheanoWorkload(Workload):
@@ -233,42 +286,14 @@ class TheanoWorkload(Workload):
         import lasagne
         import theano
         import theano.tensor as T
-        from parmesan.experiments import vae as models
-        from parmesan.distributions import log_bernoulli
-        from parmesan.updates import adam_with_clipping
-        if spec.get('bernoulli') == 'probabilities':
-            # Parmesan <= 0.2.0: clip(sigmoid) and binary_crossentropy.
-            models.log_bernoulli_logits = \
-                lambda x, logits, eps: log_bernoulli(
-                    x, T.nnet.sigmoid(logits), eps=eps)
+        from parmesan import ops
         lasagne.random.set_rng(np.random.RandomState(1))
-        nonlinearity = {'softplus': T.nnet.softplus, 'tanh': T.tanh,
-                        'rectify': lasagne.nonlinearities.rectify}[
-            spec['nonlinearity']]
-        model = models.VariationalAutoencoder(
-            784, spec['hidden'], spec['latent'], nonlinearity, nonlinearity)
         start = time.perf_counter()
-        if spec['kind'] == 'train':
-            # As parmesan.experiments.vae compiles iw_vae's train function.
-            terms = model.terms()
-            bound = model.bound(terms).mean()
-            learning_rate = theano.shared(lasagne.utils.floatX(1e-3))
-            updates = adam_with_clipping(
-                -bound, model.params(trainable=True), learning_rate,
-                epsilon=spec['adam_epsilon'], max_norm=spec['max_norm'],
-                clip_value=spec['clip_value'])
-            monitored = [bound] + [terms[k].mean() for k in
-                                   ('log_px_z', 'log_pz', 'log_qz')]
-            self.train = theano.function(
-                [model.x], monitored, updates=updates,
-                givens=[(model.eq, np.int32(1)),
-                        (model.iw, np.int32(spec['iw']))])
-        else:
-            self.log_weights = model.compile_evaluation()['log_weights']
+        builder = {'train': self._build_vae, 'eval': self._build_vae,
+                   'ladder': self._build_ladder, 'm2': self._build_m2}
+        builder[spec['kind']]()
         self.compile_seconds = time.perf_counter() - start
-        compiled = self.train if spec['kind'] == 'train' else \
-            self.log_weights
-        nodes = compiled.maker.fgraph.toposort()
+        nodes = self.function.maker.fgraph.toposort()
         self.settings = {
             'device': theano.config.device,
             # nodes whose outputs live on the GPU backend (gpuarray)
@@ -282,10 +307,160 @@ class TheanoWorkload(Workload):
             'allow_gc': theano.config.allow_gc,
             'linker': theano.config.linker,
             'openmp': theano.config.openmp,
-            'bernoulli': spec.get('bernoulli', 'logits')}
+            'bernoulli': spec.get('bernoulli', 'logits'),
+            'parmesan.ops': repr(ops.config)}
+        del T
+
+    def _compile(self, *args, **kwargs):
+        """theano.function, remembering its arguments for the probe."""
+        import theano
+        self.compile_args = (args, kwargs)
+        return theano.function(*args, **kwargs)
+
+    def _capture_compile(self, build):
+        """Call build() (a trainer's compile_train), remembering the
+        arguments of the theano.function call it makes."""
+        import theano
+        original = theano.function
+
+        def capture(*args, **kwargs):
+            self.compile_args = (args, kwargs)
+            return original(*args, **kwargs)
+        theano.function = capture
+        try:
+            return build()
+        finally:
+            theano.function = original
+
+    def _build_vae(self):
+        import numpy as np
+        import lasagne
+        import theano
+        import theano.tensor as T
+        from parmesan.experiments import vae as models
+        from parmesan.distributions import log_bernoulli
+        from parmesan.updates import adam_with_clipping
+        spec = self.spec
+        if spec.get('bernoulli') == 'probabilities':
+            # Parmesan <= 0.2.0: clip(sigmoid) and binary_crossentropy.
+            models.log_bernoulli_logits = \
+                lambda x, logits, eps: log_bernoulli(
+                    x, T.nnet.sigmoid(logits), eps=eps)
+        nonlinearity = {'softplus': T.nnet.softplus, 'tanh': T.tanh,
+                        'rectify': lasagne.nonlinearities.rectify}[
+            spec['nonlinearity']]
+        model = models.VariationalAutoencoder(
+            784, spec['hidden'], spec['latent'], nonlinearity, nonlinearity)
+        self.model = model
+        if spec['kind'] == 'train':
+            # As parmesan.experiments.vae compiles iw_vae's train function.
+            terms = model.terms()
+            bound = model.bound(terms).mean()
+            learning_rate = theano.shared(lasagne.utils.floatX(1e-3))
+            updates = adam_with_clipping(
+                -bound, model.params(trainable=True), learning_rate,
+                epsilon=spec['adam_epsilon'], max_norm=spec['max_norm'],
+                clip_value=spec['clip_value'])
+            monitored = [bound] + [terms[k].mean() for k in
+                                   ('log_px_z', 'log_pz', 'log_qz')]
+            self.function = self._compile(
+                [model.x], monitored, updates=updates,
+                givens=[(model.eq, np.int32(1)),
+                        (model.iw, np.int32(spec['iw']))])
+        else:
+            one = T.constant(1, dtype='int32')
+            terms = model.terms(deterministic=True)
+            # As VariationalAutoencoder.compile_evaluation's log_weights.
+            self.function = self._compile(
+                [model.x, model.iw], terms['log_w'].flatten(),
+                givens=[(model.eq, one)])
+            self.log_weights = self.function
+
+    def _build_ladder(self):
+        import numpy as np
+        import lasagne
+        import theano
+        from parmesan.experiments.ladder import LadderNetwork
+        spec = self.spec
+        net = LadderNetwork(spec['layers'])
+        learning_rate = theano.shared(lasagne.utils.floatX(2e-3))
+        self.function, _ = self._capture_compile(
+            lambda: net.compile_train(learning_rate, spec['lambdas']))
+        self.model = net
+        rng = np.random.RandomState(2)
+        self.labelled = rng.choice(len(self.train_x), spec['batch_size'],
+                                   replace=False)
+        self.targets = rng.randint(0, spec['layers'][-1],
+                                   spec['batch_size']).astype(np.int32)
+
+    def _build_m2(self):
+        import numpy as np
+        import lasagne
+        import theano
+        from parmesan.experiments.m2 import M2Model
+        from parmesan.updates import linear_warmup
+        spec = self.spec
+        iteration = theano.shared(lasagne.utils.floatX(0.0), 'iteration')
+        sharpening = 3.0 * 0.5 * (1.0 + linear_warmup(iteration + 1, 1))
+        model = M2Model(spec['model'], temperature=1.0 / sharpening)
+        learning_rate = theano.shared(lasagne.utils.floatX(5e-4))
+        self.function, _ = self._capture_compile(
+            lambda: model.compile_train(learning_rate, iteration,
+                                        sharpening))
+        self.model = model
+        rng = np.random.RandomState(2)
+        self.labelled = rng.choice(len(self.train_x), spec['batch_size'],
+                                   replace=False)
+        self.targets = rng.randint(0, 10, spec['batch_size']).astype(
+            np.int32)
 
     def step(self, rows):
-        self.train(self.train_x[rows])
+        import numpy as np
+        kind = self.spec['kind']
+        if kind == 'train':
+            self.function(self.train_x[rows])
+        elif kind == 'ladder':
+            self.function(np.concatenate([self.train_x[self.labelled],
+                                          self.train_x[rows]]),
+                          self.targets, np.int32(len(self.labelled)))
+        else:
+            self.function(self.train_x[rows], self.train_x[self.labelled],
+                          self.targets)
+
+    def record_products(self):
+        """The matrix products of one step: the function recompiled with
+        a Python VM whose callback records every product's operands, run
+        once. Returns [(m, k, n, layout_a, layout_b, count)]."""
+        import theano
+        from theano.gof.vm import VM_Linker
+        found = {}
+
+        def callback(node, thunk, storage_map, compute_map):
+            name = type(node.op).__name__
+            operands = getattr(node.op, 'matmul_operands', None)
+            positions = operands(node) if operands else \
+                MATMUL_OPERANDS.get(name)
+            if positions is None:
+                return
+            a, b = [storage_map[node.inputs[i]][0] for i in positions]
+            key = matmul_product(name, a, b)
+            found[key] = found.get(key, 0) + 1
+
+        mode = theano.compile.Mode(
+            linker=VM_Linker(use_cloop=False, callback=callback,
+                             allow_gc=False),
+            optimizer=theano.config.optimizer)
+        saved = self.function, getattr(self, 'log_weights', None)
+        args, kwargs = self.compile_args
+        probe = theano.function(*args, **dict(kwargs, mode=mode))
+        self.function = probe
+        if self.spec['kind'] == 'eval':
+            self.log_weights = probe
+        try:
+            self.run(1)
+        finally:
+            self.function, self.log_weights = saved
+        return sorted(key + (count,) for key, count in found.items())
 
 
 class TorchWorkload(Workload):
@@ -318,35 +493,71 @@ class TorchWorkload(Workload):
             self.spec['iw'], self.spec['max_norm'], self.spec['clip_value'])
 
 
+class JaxWorkload(Workload):
+    def __init__(self, spec, data):
+        super(JaxWorkload, self).__init__(spec, data)
+        import jax
+        sys.path.insert(0, HERE)
+        import jax_models
+        self.jax, self.models = jax, jax_models
+        start = time.perf_counter()
+        params = jax_models.init_params(
+            jax.random.PRNGKey(1), 784, spec['hidden'], spec['latent'])
+        self.state = jax_models.adam_state(params)
+        self.key = jax.random.PRNGKey(2)
+        self.train_step = jax_models.make_train_step(
+            spec['nonlinearity'], iw_samples=spec['iw'],
+            epsilon=spec['adam_epsilon'], max_norm=spec['max_norm'],
+            clip_value=spec['clip_value'])
+        self.log_weights = jax_models.log_weights_function(
+            params, spec['nonlinearity'])
+        # jit compiles on the first call with each shape: count it here.
+        if spec['kind'] == 'train':
+            self.step(next(self.batches(1)))
+        else:
+            self.log_weights(self.test_x[:1], spec['iw'])
+        self.compile_seconds = time.perf_counter() - start
+        self.settings = {'jax': jax.__version__,
+                         'devices': str(jax.devices())}
+
+    def step(self, rows):
+        self.key, noise_key = self.jax.random.split(self.key)
+        self.state, monitored = self.train_step(
+            self.state, self.train_x[rows], noise_key)
+        return [float(v) for v in monitored]
+
+
 class NumpyMatmulWorkload(Workload):
-    """Only the matrix products of the evaluation, in float32, called with
-    the same chunks: the rate numpy's BLAS reaches on this workload."""
+    """Only the matrix products of a step, in float32, with the shapes and
+    memory layouts Parmesan's graph has: the rate numpy's BLAS reaches on
+    this workload."""
 
     def __init__(self, spec, data):
         super(NumpyMatmulWorkload, self).__init__(spec, data)
         import numpy as np
         rng = np.random.RandomState(0)
-        widths = [784] + list(spec['hidden'])
-        back = [spec['latent']] + list(reversed(spec['hidden'])) + [784]
-        self.encoder = [rng.randn(a, b).astype(np.float32) * 0.01
-                        for a, b in zip(widths, widths[1:])]
-        self.heads = [rng.randn(widths[-1], spec['latent']).astype(
-            np.float32) * 0.01 for _ in range(2)]
-        self.decoder = [rng.randn(a, b).astype(np.float32) * 0.01
-                        for a, b in zip(back, back[1:])]
+        self.calls = []
+        for m, k, n, layout_a, layout_b, count in spec['products']:
+            a = rng.randn(m, k).astype(np.float32)
+            b = rng.randn(k, n).astype(np.float32)
+            if layout_a == 'F':
+                a = np.asfortranarray(a)
+            if layout_b == 'F':
+                b = np.asfortranarray(b)
+            out = np.empty((m, n), np.float32)
+            self.calls.append((a, b, out, count))
+        self.products = spec['products']
         self.compile_seconds = 0.0
         self.settings = {'numpy': np.__version__}
 
-    def log_weights(self, x, iw):
+    def run(self, count):
         import numpy as np
-        h = x
-        for w in self.encoder:
-            h = h.dot(w)
-        means = [h.dot(w) for w in self.heads]
-        z = np.repeat(means[0], iw, axis=0)
-        for w in self.decoder:
-            z = z.dot(w)
-        return np.zeros(len(x) * iw, np.float32)
+        start = time.perf_counter()
+        for _ in range(count):
+            for a, b, out, repeats in self.calls:
+                for _ in range(repeats):
+                    np.dot(a, b, out=out)
+        return time.perf_counter() - start
 
 
 def worker_main(spec):
@@ -363,6 +574,9 @@ def worker_main(spec):
         import torch
         torch.set_num_threads(spec['threads'])
         workload_class = TorchWorkload
+    elif framework == 'jax':
+        import jax  # noqa: F401
+        workload_class = JaxWorkload
     elif framework == 'numpy':
         workload_class = NumpyMatmulWorkload
     else:
@@ -377,16 +591,23 @@ def worker_main(spec):
     _reset_peak_memory()
     base = _proc_status('VmRSS')
     workload = workload_class(spec, data)
-    if spec['kind'] == 'eval':
-        workload.flops = _eval_flops(spec, len(workload.test_x),
-                                     spec['max_rows'])
+    modules = None
+    if framework == 'theano':
+        from parmesan.experiments.compiling import modules_built
+        modules = modules_built()  # C modules this process compiled
+    if spec.get('record_products'):
+        workload.products = workload.record_products()
     send(event='built', import_seconds=import_seconds,
          compile_seconds=workload.compile_seconds, settings=workload.settings,
-         data=workload.source, flops=workload.flops)
+         data=workload.source, products=workload.products,
+         flops=product_flops(workload.products or []),
+         modules_built=modules)
     for line in sys.stdin:
         command = json.loads(line)
         if command['cmd'] == 'time':
-            send(seconds=workload.run(command['n']))
+            cpu = time.process_time()
+            seconds = workload.run(command['n'])
+            send(seconds=seconds, cpu_seconds=time.process_time() - cpu)
         elif command['cmd'] == 'memory':
             send(peak_mb=_proc_status('VmHWM') - base, base_mb=base)
         elif command['cmd'] == 'result':
@@ -399,8 +620,9 @@ class Worker(object):
     """The driver's handle on a worker process."""
 
     def __init__(self, spec, env_flags='', compiledir=None, threads=2,
-                 env=None):
+                 env=None, env_update=None):
         env = dict(os.environ if env is None else env)
+        env.update(env_update or {})
         flags = [f for f in (env.get('THEANO_FLAGS', ''), env_flags) if f]
         if compiledir:
             flags.append('base_compiledir=' + compiledir)
@@ -408,6 +630,9 @@ class Worker(object):
         for name in ('OPENBLAS_NUM_THREADS', 'OMP_NUM_THREADS',
                      'MKL_NUM_THREADS'):
             env[name] = str(threads)
+        if threads == 1:  # XLA's CPU client otherwise uses every core
+            env['XLA_FLAGS'] = ('--xla_cpu_multi_thread_eigen=false '
+                                'intra_op_parallelism_threads=1')
         env['PYTHONPATH'] = os.pathsep.join(
             [REPO] + [p for p in [env.get('PYTHONPATH')] if p])
         spec = dict(spec, threads=threads)
@@ -433,7 +658,11 @@ class Worker(object):
         return self.receive()
 
     def time(self, steps):
-        return self.ask(cmd='time', n=steps)['seconds']
+        """Wall-clock seconds of `steps`; their CPU seconds (all threads
+        of the process) go to self.cpu_seconds."""
+        answer = self.ask(cmd='time', n=steps)
+        self.cpu_seconds = answer.get('cpu_seconds')
+        return answer['seconds']
 
     def close(self):
         memory = self.ask(cmd='memory')
@@ -461,17 +690,18 @@ def median(values):
     return 0.5 * (ordered[middle - 1] + ordered[middle])
 
 
-def torch_available():
+def module_available(name):
     try:
         import importlib.util
-        return importlib.util.find_spec('torch') is not None
+        return importlib.util.find_spec(name) is not None
     except (ImportError, ValueError):
         return False
 
 
-def interleaved(workers, steps, pairs, warmup):
+def interleaved(workers, steps, pairs, warmup, cpu=None):
     """Time `workers` (a dict name -> Worker) alternately: `pairs` rounds,
-    each worker once per round, the order rotating; return name -> list."""
+    each worker once per round, the order rotating; return name -> list of
+    wall-clock seconds (and fill `cpu`, if given, with the CPU seconds)."""
     names = list(workers)
     for name in names:
         workers[name].time(warmup)
@@ -480,6 +710,8 @@ def interleaved(workers, steps, pairs, warmup):
         rotation = names[round_ % len(names):] + names[:round_ % len(names)]
         for name in rotation:
             times[name].append(workers[name].time(steps))
+            if cpu is not None:
+                cpu.setdefault(name, []).append(workers[name].cpu_seconds)
     return times
 
 
@@ -492,38 +724,50 @@ def cold_and_warm_compile(spec, threads, flags=''):
             worker = Worker(dict(spec, framework='theano'), flags, directory,
                             threads)
             seconds.append(worker.info['compile_seconds'])
+            modules = worker.info.get('modules_built')
             worker.close()
+        if modules:
+            print('  the warm compile still built %d C modules' % modules,
+                  flush=True)
         return seconds
     finally:
         shutil.rmtree(directory, ignore_errors=True)
 
 
 def per_epoch(spec, seconds, steps):
-    if spec['kind'] == 'train':
-        return seconds / steps * EPOCH / spec['batch_size']
-    return seconds / steps
+    if spec['kind'] == 'eval':
+        return seconds / steps
+    return seconds / steps * spec.get('epoch_examples', EPOCH) / \
+        spec['batch_size']
 
 
-def run_row(name, spec, steps, args, with_torch):
-    """Time one row: Parmesan and PyTorch (and numpy's matmul for the
-    evaluation), pair by pair."""
+def run_row(name, spec, steps, args, with_torch, with_jax=False):
+    """Time one row: Parmesan, numpy doing only its matrix products, and
+    for the VAE rows PyTorch and JAX, pair by pair."""
     result = OrderedDict(row=name, spec=spec, steps=steps)
     if args.cold_compile:
         cold, warm = cold_and_warm_compile(spec, args.threads)
         result['compile_cold_s'], result['compile_warm_s'] = cold, warm
+    twins = spec['kind'] in TWIN_KINDS
     workers = OrderedDict()
     try:
-        workers['parmesan'] = Worker(dict(spec, framework='theano'),
+        workers['parmesan'] = Worker(dict(spec, framework='theano',
+                                          record_products=True),
                                      threads=args.threads)
-        if with_torch:
+        products = workers['parmesan'].info['products']
+        if with_torch and twins:
             workers['pytorch'] = Worker(dict(spec, framework='torch'),
                                         threads=args.threads)
-        if spec['kind'] == 'eval':
-            workers['numpy'] = Worker(dict(spec, framework='numpy'),
+        if with_jax and twins:
+            workers['jax'] = Worker(dict(spec, framework='jax'),
+                                    threads=args.threads)
+        if products:
+            workers['numpy'] = Worker(dict(spec, framework='numpy',
+                                           products=products),
                                       threads=args.threads)
         times = interleaved(workers, steps, args.pairs,
                             warmup=max(1, steps // 10)
-                            if spec['kind'] == 'train' else 1)
+                            if spec['kind'] != 'eval' else 1)
         for key, worker in workers.items():
             result[key] = OrderedDict(
                 seconds=[per_epoch(spec, t, steps) for t in times[key]],
@@ -531,18 +775,21 @@ def run_row(name, spec, steps, args, with_torch):
                 import_s=worker.info['import_seconds'],
                 settings=worker.info['settings'])
             result['data'] = worker.info['data']
-            if worker.info.get('flops'):
-                result[key]['gflops'] = [worker.info['flops'] * steps / t / 1e9
+        flops = workers['parmesan'].info.get('flops')
+        if flops:
+            for key in workers:
+                result[key]['gflops'] = [flops * steps / t / 1e9
                                          for t in times[key]]
-        if with_torch:
-            result['ratio'] = [a / b for a, b in zip(times['parmesan'],
-                                                     times['pytorch'])]
+        for twin, label in (('pytorch', 'ratio'), ('jax', 'ratio_jax')):
+            if twin in workers:
+                result[label] = [a / b for a, b in zip(times['parmesan'],
+                                                       times[twin])]
         if 'numpy' in workers:
-            result['numpy_fraction'] = [b / a for a, b in zip(
-                times['parmesan'], times['numpy'])]
-            if with_torch:
-                result['numpy_fraction_pytorch'] = [b / a for a, b in zip(
-                    times['pytorch'], times['numpy'])]
+            result['products'] = products
+            for key in workers:
+                if key != 'numpy':
+                    result[key]['numpy_fraction'] = [
+                        b / a for a, b in zip(times[key], times['numpy'])]
     finally:
         for key, worker in list(workers.items()):
             try:
@@ -567,10 +814,12 @@ def run_ablation(label, row, change, spec, steps, args):
                                     threads=args.threads)
         workers['variant'] = Worker(dict(variant, framework='theano'),
                                     change.get('flags', ''),
-                                    threads=args.threads)
+                                    threads=args.threads,
+                                    env_update=change.get('env'))
+        cpu = {}
         times = interleaved(workers, steps, args.pairs,
                             warmup=max(1, steps // 10)
-                            if spec['kind'] == 'train' else 1)
+                            if spec['kind'] != 'eval' else 1, cpu=cpu)
     finally:
         memory = {}
         for key, worker in workers.items():
@@ -584,6 +833,7 @@ def run_ablation(label, row, change, spec, steps, args):
         default=[per_epoch(spec, t, steps) for t in times['default']],
         variant=[per_epoch(spec, t, steps) for t in times['variant']],
         slowdown=ratios, peak_mb=memory,
+        cpu_slowdown=[v / d for v, d in zip(cpu['variant'], cpu['default'])],
         compile_s={k: w.info['compile_seconds'] for k, w in workers.items()},
         settings=workers['variant'].info['settings'])
 
@@ -628,54 +878,71 @@ def rst_table(header, rows):
     return '\n'.join(out)
 
 
+def _unit(spec):
+    return 's/epoch' if spec['kind'] != 'eval' else 's/eval'
+
+
 def report(results, ablations, meta):
-    header = ['row', 'Parmesan', 'PyTorch', 'Parmesan / PyTorch',
-              'compile cold / warm (s)', 'peak MB P / T']
+    header = ['row', 'Parmesan', 'PyTorch', 'Parmesan / PyTorch', 'JAX',
+              'Parmesan / JAX', '% of numpy matmul P / T / J',
+              'compile cold / warm (s)', 'peak MB P / T / J']
     rows = []
     for r in results:
-        unit = 's/epoch' if r['spec']['kind'] == 'train' else 's/eval'
-        par, tor = r.get('parmesan', {}), r.get('pytorch', {})
+        unit = _unit(r['spec'])
+        par, tor, jax = (r.get(k, {}) for k in ('parmesan', 'pytorch',
+                                                 'jax'))
         compile_text = '%s / %s' % (_fmt(r.get('compile_cold_s')),
                                     _fmt(r.get('compile_warm_s'))) \
             if 'compile_cold_s' in r else \
             '- / %s' % _fmt(par.get('compile_s'))
+        fractions = ' / '.join(
+            _fmt(100 * median(w.get('numpy_fraction', [])), 0)
+            for w in (par, tor, jax))
         rows.append([
             r['row'],
             '%s %s' % (_fmt(median(par.get('seconds', [])), 2), unit),
             '%s %s' % (_fmt(median(tor.get('seconds', [])), 2), unit)
             if tor.get('seconds') else '-',
             _span(r.get('ratio', [])),
+            '%s %s' % (_fmt(median(jax.get('seconds', [])), 2), unit)
+            if jax.get('seconds') else '-',
+            _span(r.get('ratio_jax', [])),
+            fractions,
             compile_text,
-            '%s / %s' % (_fmt(par.get('memory', {}).get('peak_mb'), 0),
-                         _fmt(tor.get('memory', {}).get('peak_mb'), 0)),
+            ' / '.join(_fmt(w.get('memory', {}).get('peak_mb'), 0)
+                       for w in (par, tor, jax)),
         ])
     text = [rst_table(header, rows), '']
     for r in results:
-        if 'numpy_fraction' in r:
+        if 'numpy' in r and r['numpy'].get('gflops'):
             spec = r['spec']
+            what = '%d test images x %d samples, %d per call' % (
+                spec['examples'], spec['iw'], spec['max_rows']) \
+                if spec['kind'] == 'eval' else 'one step'
             text.append(
-                '%s: %d test images x %d samples, %d per call; matmul rate '
-                'GFLOP/s: Parmesan %s, PyTorch %s, numpy matmul alone %s; '
-                'Parmesan at %s %% of numpy matmul (PyTorch %s %%).' % (
-                    r['row'], spec['examples'], spec['iw'],
-                    spec['max_rows'],
+                '%s (%s): %.2f GFLOP of matrix products in %d shapes; '
+                'GFLOP/s: Parmesan %s, PyTorch %s, JAX %s, numpy matmul '
+                'alone %s.' % (
+                    r['row'], what,
+                    product_flops(r.get('products', [])) / 1e9,
+                    len(r.get('products', [])),
                     _fmt(median(r['parmesan'].get('gflops', [])), 1),
                     _fmt(median(r.get('pytorch', {}).get('gflops', [])), 1),
-                    _fmt(median(r['numpy'].get('gflops', [])), 1),
-                    _fmt(100 * median(r['numpy_fraction']), 0),
-                    _fmt(100 * median(r.get('numpy_fraction_pytorch', [])),
-                         0)))
+                    _fmt(median(r.get('jax', {}).get('gflops', [])), 1),
+                    _fmt(median(r['numpy'].get('gflops', [])), 1)))
     if ablations:
         text += ['', 'What each setting buys: the shipped defaults against '
                  'one setting changed (time changed / time default, median '
                  'of pairs; > 1 means the default is faster).', '']
         rows = [[a['label'], a['row'], _fmt(median(a['default']), 2),
                  _fmt(median(a['variant']), 2), _span(a['slowdown']),
+                 _span(a.get('cpu_slowdown', [])),
                  '%s / %s' % (_fmt(a['peak_mb'].get('default'), 0),
                               _fmt(a['peak_mb'].get('variant'), 0))]
                 for a in ablations]
         text.append(rst_table(['changed setting', 'row', 'default',
                                'changed', 'changed / default',
+                               'same in CPU time',
                                'peak MB default / changed'], rows))
     settings = next((r['parmesan'].get('settings') for r in results
                      if r.get('parmesan', {}).get('settings')), None)
@@ -692,7 +959,7 @@ def report(results, ablations, meta):
     return '\n'.join(text)
 
 
-def versions(with_torch):
+def versions(with_torch, with_jax=False):
     code = ('import json, sys, numpy, theano, lasagne; v = dict('
             'python=sys.version.split()[0], numpy=numpy.__version__, '
             'theano=theano.__version__, lasagne=lasagne.__version__)\n'
@@ -700,6 +967,8 @@ def versions(with_torch):
             'except ImportError: pass\n')
     if with_torch:
         code += 'import torch; v["torch"] = torch.__version__\n'
+    if with_jax:
+        code += 'import jax; v["jax"] = jax.__version__\n'
     code += 'print(json.dumps(v))'
     output = subprocess.run([sys.executable, '-c', code], text=True,
                             capture_output=True, env=dict(
@@ -732,10 +1001,14 @@ def parse_args(argv):
                         action=argparse.BooleanOptionalAction,
                         help='measure cold and warm compile on an empty '
                              'compile cache (default: on, off with --quick)')
+    parser.add_argument('--ablation-filter', default=None,
+                        help='only the ablations whose label contains this '
+                             'text (e.g. PARMESAN)')
     parser.add_argument('--no-rows', action='store_true',
                         help='skip the Parmesan / PyTorch rows (with '
                              '--ablations: only the ablations)')
     parser.add_argument('--no-torch', action='store_true')
+    parser.add_argument('--no-jax', action='store_true')
     parser.add_argument('--data-dir', default=None)
     parser.add_argument('--out', default=None,
                         help='write OUT.rst and OUT.json (default '
@@ -767,16 +1040,19 @@ def main(argv=None):
     if unknown:
         sys.exit('unknown rows: %s (choose from %s)'
                  % (', '.join(unknown), ', '.join(ROWS)))
-    with_torch = not args.no_torch and torch_available()
+    with_torch = not args.no_torch and module_available('torch')
     if not with_torch and not args.no_torch:
         print(TORCH_HINT, flush=True)
+    with_jax = not args.no_jax and module_available('jax')
+    if not with_jax and not args.no_jax:
+        print(JAX_HINT, flush=True)
     meta = OrderedDict(
         date=datetime.datetime.now(datetime.timezone.utc).strftime(
             '%Y-%m-%d %H:%M UTC'),
         cpu=machine(), cores=os.cpu_count(), threads=args.threads,
         pairs=args.pairs, quick=args.quick,
         load_start='%.1f' % os.getloadavg()[0],
-        versions=versions(with_torch))
+        versions=versions(with_torch, with_jax))
     results, ablations = [], []
     for name in ([] if args.no_rows else names):
         spec, full_steps, quick_steps = ROWS[name]
@@ -787,7 +1063,8 @@ def main(argv=None):
             max(1, int(round(full_steps * args.steps_scale)))
         print('timing %s (%d step(s) x %d pair(s))...'
               % (name, steps, args.pairs), flush=True)
-        results.append(run_row(name, spec, steps, args, with_torch))
+        results.append(run_row(name, spec, steps, args, with_torch,
+                               with_jax))
         print(report(results[-1:], [], dict(
             meta, load_end='%.1f' % os.getloadavg()[0],
             data=results[-1].get('data'))).split('\n\n')[0], flush=True)
@@ -795,6 +1072,8 @@ def main(argv=None):
         for label, row, change in ABLATIONS:
             if row not in names or ('openmp' in change.get('flags', '')
                                     and args.threads < 2):
+                continue
+            if args.ablation_filter and args.ablation_filter not in label:
                 continue
             spec, full_steps, quick_steps = ROWS[row]
             spec = dict(spec, data_dir=args.data_dir)

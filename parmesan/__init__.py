@@ -10,6 +10,7 @@ parmesan_compat.enable_speed_defaults()
 # The original Parmesan's modules (distributions, datasets, layers, utils,
 # preprocessing) are attributes of the package, as they were there.
 from . import (datasets, distributions, init, layers,  # noqa: E402,F401
-               nonlinearities, objectives, preprocessing, updates, utils)
+               nonlinearities, objectives, ops, preprocessing, updates,
+               utils)
 
 __version__ = '0.2.0'

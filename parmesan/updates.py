@@ -10,13 +10,16 @@ import lasagne
 import theano
 import theano.tensor as T
 
+from . import ops
+
 __all__ = ['adam_with_clipping', 'step_annealing_schedule', 'burda_schedule',
            'linear_decay_schedule', 'floored_decay_schedule',
            'linear_warmup']
 
 
 def adam_with_clipping(loss, params, learning_rate, beta1=0.9, beta2=0.999,
-                       epsilon=1e-8, max_norm=5.0, clip_value=1.0):
+                       epsilon=1e-8, max_norm=5.0, clip_value=1.0,
+                       fused=None):
     """Adam updates after rescaling the gradients to a total norm of at most
     `max_norm` and clipping each element to [-clip_value, clip_value].
 
@@ -29,6 +32,12 @@ def adam_with_clipping(loss, params, learning_rate, beta1=0.9, beta2=0.999,
         Adam's constants (Burda et al. use epsilon=1e-4).
     max_norm, clip_value : float or None
         None switches the respective step off.
+    fused : bool or None
+        Compute the whole update in one :class:`parmesan.ops.FusedAdam`
+        node (the same numbers, two passes over the arrays instead of about
+        eight) or with Lasagne's graph; None: as
+        ``parmesan.ops.config.fused_adam`` says (on unless the environment
+        sets ``PARMESAN_FUSED_OPS=0``).
 
     Returns
     -------
@@ -49,6 +58,11 @@ def adam_with_clipping(loss, params, learning_rate, beta1=0.9, beta2=0.999,
     [0.7, 0.7, 0.7]
     """
     grads = T.grad(loss, params)
+    if fused is None:
+        fused = ops.config.fused_adam
+    if fused and len({p.dtype for p in params}) == 1:
+        return ops.fused_adam_updates(grads, params, learning_rate, beta1,
+                                      beta2, epsilon, max_norm, clip_value)
     if max_norm is not None:
         grads = lasagne.updates.total_norm_constraint(grads, max_norm)
     if clip_value is not None:

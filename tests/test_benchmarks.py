@@ -91,6 +91,84 @@ def test_parmesan_and_pytorch_compute_the_same_bound(nonlinearity):
                                        atol=rtol)
 
 
+@pytest.mark.parametrize('nonlinearity', ['softplus', 'tanh'])
+def test_parmesan_and_jax_compute_the_same_bound(nonlinearity):
+    jax = pytest.importorskip('jax')
+    sys.path.insert(0, BENCHMARKS)
+    try:
+        import jax_models
+    finally:
+        sys.path.remove(BENCHMARKS)
+    function = {'softplus': T.nnet.softplus, 'tanh': T.tanh}[nonlinearity]
+    model = models.VariationalAutoencoder(784, [40, 30], 8, function,
+                                          function)
+    saturate(model)
+    rng = np.random.RandomState(2)
+    x = (rng.rand(BATCH, 784) < 0.3).astype(theano.config.floatX)
+    noise = rng.randn(BATCH * EQ * IW, 8).astype(theano.config.floatX)
+    outputs = parmesan_bound_and_grads(model)(x, noise)
+
+    params = jax_models.parameters_from_parmesan(model)
+
+    def mean_bound(params):
+        found = jax_models.terms(
+            params, x.astype(np.float32), noise.astype(np.float32), 2,
+            jax_models.NONLINEARITIES[nonlinearity], EQ, IW)
+        per_example = jax_models.bound(found['log_w'])
+        return per_example.mean(), per_example
+
+    grads, bound = jax.grad(mean_bound, has_aux=True)(params)
+    rtol = 1e-3  # JAX computes in float32
+    np.testing.assert_allclose(outputs[0], np.asarray(bound), rtol=rtol)
+    ours = dict(zip(model.params(trainable=True), outputs[1:]))
+    for layer, (grad_W, grad_b) in zip(jax_models.dense_layers(model),
+                                       grads):
+        for mine, theirs in ((ours[layer.W], grad_W), (ours[layer.b],
+                                                       grad_b)):
+            theirs = np.asarray(theirs)
+            scale = np.abs(theirs).max() + 1e-6
+            np.testing.assert_allclose(mine / scale, theirs / scale,
+                                       atol=rtol)
+
+
+def test_jax_train_step_is_lasagnes_adam_with_parmesans_clipping():
+    """One jitted step of the JAX twin against numpy doing Lasagne's Adam
+    on the same (clipped) gradients."""
+    jax = pytest.importorskip('jax')
+    sys.path.insert(0, BENCHMARKS)
+    try:
+        import jax_models
+    finally:
+        sys.path.remove(BENCHMARKS)
+    params = jax_models.init_params(jax.random.PRNGKey(0), 20, [6], 3)
+    x = (np.random.RandomState(3).rand(5, 20) < 0.4).astype(np.float32)
+    key = jax.random.PRNGKey(7)
+    step = jax_models.make_train_step('tanh', iw_samples=2,
+                                      learning_rate=0.01, epsilon=1e-4,
+                                      max_norm=0.5, clip_value=0.05)
+    state, monitored = step(jax_models.adam_state(params), x, key)
+    # The same noise and gradients, outside the step.
+    noise = jax.random.normal(key, (10, 3), np.float32)
+    grads = jax.grad(lambda p: -jax_models.bound(jax_models.terms(
+        p, x, noise, 1, jax.numpy.tanh, 1,
+        2)['log_w']).mean())(params)
+    flat = [np.asarray(g, np.float64) for g in jax.tree_util.tree_leaves(
+        grads)]
+    norm = np.sqrt(sum((g ** 2).sum() for g in flat))
+    flat = [np.clip(g * min(norm, 0.5) / (1e-7 + norm), -0.05, 0.05)
+            for g in flat]
+    a_t = 0.01 * np.sqrt(1 - 0.999) / (1 - 0.9)
+    for before, g, after in zip(jax.tree_util.tree_leaves(params), flat,
+                                jax.tree_util.tree_leaves(
+                                    state['params'])):
+        m, v = 0.1 * g, 0.001 * g ** 2
+        expected = np.asarray(before, np.float64) - \
+            a_t * m / (np.sqrt(v) + 1e-4)
+        np.testing.assert_allclose(np.asarray(after), expected, rtol=1e-4,
+                                   atol=1e-6)
+    assert np.isfinite(np.asarray(monitored)).all()
+
+
 def test_logit_likelihood_matches_the_clipped_probabilities():
     """Parmesan's VAE computes log p(x|z) from the decoder's logits; that
     is the old clip(sigmoid) + crossentropy, values and gradients."""

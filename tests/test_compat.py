@@ -317,3 +317,46 @@ def test_numpy_distutils_stand_in_where_numpy_has_none(tmp_path):
                 sys.modules.pop(name, None)
             else:
                 sys.modules[name] = previous
+
+
+COP_VERSION = '''
+import json, theano
+from theano.tensor.elemwise import DimShuffle
+op = DimShuffle((False, False), (1, 0))
+print(json.dumps([op.c_code_cache_version()[0], op.func_codes]))
+'''
+
+
+def test_cop_cache_version_is_a_digest_of_the_source_in_every_process():
+    """Theano 1.0.5 keyed COps by hash() of their C source, which changes
+    with PYTHONHASHSEED; the fixed version is the same in every process and
+    is the SHA-256 of the source (hashlib here is the reference)."""
+    import hashlib
+    found = [json.loads(run_python(COP_VERSION, {'PYTHONHASHSEED': seed})[0])
+             for seed in ('1', '2')]
+    assert found[0] == found[1]
+    version, sources = found[0]
+    digest = hashlib.sha256('\0'.join(sources).encode()).hexdigest()
+    assert version == int(digest[:16], 16)
+
+
+COMPILE_AND_COUNT = '''
+import glob, os, theano, theano.tensor as T
+x = T.matrix('x')
+f = theano.function([x], (x.T * 2).dimshuffle('x', 0, 1))
+assert f([[1., 2.]]).shape == (1, 2, 1)
+print(len(glob.glob(os.path.join(theano.config.compiledir, 'tmp*',
+                                 'mod.cpp'))))
+'''
+
+
+@pytest.mark.slow
+def test_a_second_process_compiles_nothing_again(tmp_path):
+    """Two processes with different hash seeds build the same graph on one
+    compile cache: the second finds every module of the first."""
+    flags = {'THEANO_FLAGS': 'base_compiledir=%s' % tmp_path}
+    counts = [int(run_python(COMPILE_AND_COUNT,
+                             dict(flags, PYTHONHASHSEED=seed))[0])
+              for seed in ('1', '2', '3')]
+    assert counts[0] > 0
+    assert counts[1] == counts[2] == counts[0]

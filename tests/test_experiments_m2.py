@@ -384,3 +384,26 @@ def test_resume_continues_exactly(tmpdir, shared_data_dir):
 def test_models_tuple_is_the_issue_list():
     assert MODELS == ('ExactM2', 'GumbelSoftmaxM2', 'STGumbelSoftmaxM2',
                       'LogisticNormalM2', 'STLogisticNormalM2', 'MLP')
+
+
+@pytest.mark.parametrize('batch_norm', [True, False])
+def test_factored_enumeration_computes_the_tiled_graph(batch_norm,
+                                                       monkeypatch):
+    """ExactM2's first q(z|x,y) layer computed once per class and once per
+    example gives the tiled graph's bound and gradients (training mode:
+    batch statistics over the whole enumeration)."""
+    from parmesan import ops
+    d = tiny_data()
+    x, eps = T.matrix('x'), T.matrix('eps')
+    found = {}
+    for factored in (True, False):
+        monkeypatch.setattr(ops.config, 'factored_enumeration', factored)
+        model = tiny_model('ExactM2', batch_norm=batch_norm)
+        hx, logits = model.classify(x)
+        bound = model.exact_unlabelled_terms(x, hx, logits, eps)['bound']
+        params = model.params(trainable=True)
+        f = theano.function([x, eps], [bound] + T.grad(bound.sum(), params))
+        found[factored] = f(d['x'], d['eps_u'])
+    assert model.l_qz_first is not None
+    for a, b in zip(found[True], found[False]):
+        np.testing.assert_allclose(a, b, rtol=RTOL, atol=RTOL)

@@ -32,6 +32,7 @@ from ..updates import adam_with_clipping, burda_schedule, \
     step_annealing_schedule
 from .cli import (NONLINEARITIES, add_run_flags, argument_parser,
                   parse_args, start_run, str2bool, write_results)
+from .compiling import compiling
 from .evaluation import (active_units, collect_statistics,
                          importance_sampled_log_likelihood)
 from .model import ExperimentModel
@@ -626,19 +627,19 @@ def train_and_evaluate(args, run_folder, model, schedule, x_train, x_test,
     """
     rng = run_folder.rng
     learning_rate = theano.shared(lasagne.utils.floatX(args.lr), 'lr')
-    print('compiling (a cold Theano cache takes about a minute)...',
-          flush=True)
-    train, names = model.compile_train(
-        learning_rate, args.eq_samples, args.iw_samples,
-        epsilon=args.adam_epsilon, max_norm=args.max_norm or None,
-        clip_value=args.clip_value or None)
+    with compiling('the training function'):
+        train, names = model.compile_train(
+            learning_rate, args.eq_samples, args.iw_samples,
+            epsilon=args.adam_epsilon, max_norm=args.max_norm or None,
+            clip_value=args.clip_value or None)
 
     def training_images():
         if binarise_each_epoch:
             return datasets.binarize(x_train, rng).astype(x_train.dtype)
         return x_train
 
-    evaluator = _Evaluator(model, training_images)
+    with compiling('the evaluation functions'):
+        evaluator = _Evaluator(model, training_images)
     x_eval = x_test[:args.eval_subset] if args.eval_subset else x_test
 
     def plots(history):
