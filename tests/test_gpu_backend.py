@@ -44,19 +44,13 @@ HOST_REDUCTIONS_OPENCL = ('CAReduce{maximum}', 'CAReduce{minimum}',
 #: float32 (device) and float64 (host) moves it apart by up to 2 x 1e-2 a
 #: step; the bounds returned by the steps are compared at RTOL, ATOL.
 ATOL_ADAM_PARAMS = 5e-3
-#: What Theano 1.0 cannot yet do on OpenCL in Parmesan's graphs (measured):
-#: strict xfails, so that a fix shows up as an unexpected pass.
-OPENCL_GAPS = {
-    'categorical': 'SoftmaxGrad and to_one_hot\'s AdvancedIncSubtensor run '
-                   'on the host (Theano 1.0 has no GPU op for them)',
-    'ladder_model': 'SoftmaxGrad and the integer-target cross-entropy\'s '
-                    'AdvancedIncSubtensor run on the host',
-}
-for _kind in ('ExactM2', 'STGumbelSoftmaxM2', 'LogisticNormalM2', 'MLP'):
-    OPENCL_GAPS['m2_' + _kind] = (
-        'the fused softmax cross-entropy kernel '
-        '(GpuCrossentropySoftmaxArgmax1HotWithBias) fails clBuildProgram on '
-        'PoCL: M2\'s classifier loss needs a log-softmax form')
+#: What Theano 1.0 cannot yet do on OpenCL in Parmesan's graphs (measured),
+#: by case: strict xfails, so that a fix shows up as an unexpected pass. A
+#: reason starting with "compile" marks every test of the case, any other
+#: only the placement test. None left: Parmesan computes softmax, the
+#: softmax cross-entropy and one-hot rows from element-wise ops and
+#: reductions (no SoftmaxGrad, scatter or fused cross-entropy kernel).
+OPENCL_GAPS = {}
 
 if __name__ != '__main__':
     pytestmark = [pytest.mark.gpu, pytest.mark.slow]
@@ -625,16 +619,16 @@ def _to_numpy(value):
     return np.asarray(np.asarray(value), dtype=np.float64)
 
 
-def worker(workdir):
-    """The subprocess: run every case on this process's Theano device and
-    write ``<workdir>/device.json``."""
+def worker(workdir, names):
+    """The subprocess: run the cases `names` (all if none) on this
+    process's Theano device and write ``<workdir>/device.json``."""
     import time
     import traceback
     import theano
     report = OrderedDict([('device', theano.config.device),
                           ('floatX', theano.config.floatX),
                           ('cases', OrderedDict())])
-    for name in CASES:
+    for name in names or CASES:
         start = time.time()
         try:
             results, placements = run_case(name, workdir, 'device')
@@ -711,14 +705,15 @@ def _gpuarray_headers():
                for folder in folders if folder)
 
 
-def run_worker(workdir):
-    """Run every case on device=opencl0:0 in one subprocess; its report."""
+def run_worker(workdir, names):
+    """Run the cases `names` on device=opencl0:0 in one subprocess; its
+    report."""
     env = dict(os.environ)
     # later keys win: this process's flags, then the backend's
     env['THEANO_FLAGS'] = ','.join(
         [f for f in [env.get('THEANO_FLAGS')] if f] +
         ['device=' + DEVICE, 'floatX=float32'])
-    result = subprocess.run([sys.executable, HERE, workdir], env=env,
+    result = subprocess.run([sys.executable, HERE, workdir] + names, env=env,
                             cwd=REPO, capture_output=True, text=True,
                             timeout=3600)
     report = os.path.join(workdir, 'device.json')
@@ -750,15 +745,32 @@ def host_results(workdir):
     return results
 
 
+def selected_cases(items):
+    """The cases that the selected tests of this module (`items`, after
+    ``-k``) compare, in CASES order: the backend compiles only those."""
+    names = set()
+    for item in items:
+        if os.path.abspath(str(item.fspath)) != HERE:
+            continue
+        callspec = getattr(item, 'callspec', None)
+        if callspec is not None and 'name' in callspec.params:
+            names.add(callspec.params['name'])
+        elif item.originalname == 'test_checkpoints_resume_across_backends':
+            names.add('checkpoint')
+    return [name for name in CASES if name in names]
+
+
 @pytest.fixture(scope='module')
-def device_report(workdir, host_results):
+def device_report(request, workdir, host_results):
     reason = backend_missing()
     if reason:
         _unavailable(reason)
-    # the host writes its checkpoint first, so that the device resumes
-    # from it (and the host, later, from the device's)
-    host_results('checkpoint')
-    return run_worker(workdir)
+    names = selected_cases(request.session.items)
+    if 'checkpoint' in names:
+        # the host writes its checkpoint first, so that the device resumes
+        # from it (and the host, later, from the device's)
+        host_results('checkpoint')
+    return run_worker(workdir, names)
 
 
 def device_case(report, name):
@@ -793,12 +805,13 @@ def compare(report, host_results, name, skip=()):
 
 
 def _with_gaps(names, placement=False):
-    """`names` as parameters, the known OpenCL gaps marked. Only the M2
-    cases fail to compile; the others compute the right numbers with some
-    ops on the host."""
+    """`names` as parameters, the known OpenCL gaps marked: a case that
+    fails to compile fails every test; one that computes the right numbers
+    with some ops on the host fails only the placement test."""
     return [pytest.param(name, marks=pytest.mark.xfail(
         reason=OPENCL_GAPS[name], strict=True))
-        if name in OPENCL_GAPS and (placement or name.startswith('m2_'))
+        if name in OPENCL_GAPS and (placement or
+                                    OPENCL_GAPS[name].startswith('compile'))
         else name for name in names]
 
 
@@ -859,4 +872,4 @@ def test_checkpoints_resume_across_backends(device_report, host_results,
 
 if __name__ == '__main__':
     sys.path.insert(0, REPO)
-    worker(sys.argv[1])
+    worker(sys.argv[1], sys.argv[2:])
