@@ -194,14 +194,16 @@ def test_dask_cluster_survives_a_killed_worker(tmp_path, shared_data_dir):
                 killed.append(pid)
                 return
 
-    cluster = sweep._local_cluster(2)
-    with distributed.Client(cluster) as client:
+    environment = dict(os.environ)
+    with sweep.local_cluster(2) as cluster, \
+            distributed.Client(cluster) as client:
         killer = threading.Thread(target=kill_after_first_checkpoint,
                                   args=(client,), daemon=True)
         killer.start()
         outcomes = sweep.execute(plan, scheduler=cluster.scheduler_address)
         killer.join(timeout=60)
-    cluster.close()
+    # Dask's settings for its workers do not stay in this process.
+    assert dict(os.environ) == environment
     assert killed, 'the run finished before its worker could be killed'
     assert sorted(o['action'] for o in outcomes) == ['resumed', 'started']
     for seed in (1, 2):

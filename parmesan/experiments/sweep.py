@@ -24,6 +24,7 @@ resumes. With ``--workers 1`` (the default, see the README for why) the
 runs go one after the other in this process, and Dask is not needed.
 """
 import argparse
+import contextlib
 import csv
 import itertools
 import json
@@ -291,16 +292,30 @@ def run_one(trainer_name, argv, folder, deadline=None):
             'complete': run_status(folder) == 'done'}
 
 
-def _local_cluster(workers):
+@contextlib.contextmanager
+def local_cluster(workers):
     """A Dask cluster of `workers` processes on this machine, each with
-    its share of the cores for BLAS."""
+    its share of the cores for BLAS; closed on leaving the context.
+
+    Dask's nannies put their workers' settings (``OMP_NUM_THREADS=1``,
+    ``PYTHONHASHSEED``, ...) into this process's environment and leave them
+    there; every later child process would inherit them, so the environment
+    is restored when the cluster is closed.
+    """
     from distributed import LocalCluster
     threads = str(max(1, (os.cpu_count() or 1) // workers))
-    environment = {name: threads for name in (
+    workers_environment = {name: threads for name in (
         'OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS')}
-    return LocalCluster(n_workers=workers, threads_per_worker=1,
-                        processes=True, dashboard_address=None,
-                        env=environment)
+    environment = dict(os.environ)
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1,
+                           processes=True, dashboard_address=None,
+                           env=workers_environment)
+    try:
+        yield cluster
+    finally:
+        cluster.close()
+        os.environ.clear()
+        os.environ.update(environment)
 
 
 def execute(plan, workers=1, scheduler=None, deadline=None, report=print):
@@ -329,9 +344,12 @@ def execute(plan, workers=1, scheduler=None, deadline=None, report=print):
             finished(_guarded(run_one, plan.trainer.name, argv, folder,
                               deadline))
         return outcomes
+    if scheduler is None:
+        with local_cluster(workers) as cluster:
+            return execute(plan, scheduler=cluster.scheduler_address,
+                           deadline=deadline, report=report)
     from distributed import Client, as_completed
-    cluster = None if scheduler else _local_cluster(workers)
-    with Client(scheduler or cluster) as client:
+    with Client(scheduler) as client:
         futures = {client.submit(run_one, plan.trainer.name, argv, folder,
                                  deadline, key='run-%s' % folder,
                                  pure=False): folder
@@ -342,8 +360,6 @@ def execute(plan, workers=1, scheduler=None, deadline=None, report=print):
             except Exception as error:  # noqa: B902 (reported, not hidden)
                 finished({'folder': futures[future], 'action': 'failed',
                           'error': '%s: %s' % (type(error).__name__, error)})
-    if cluster is not None:
-        cluster.close()
     return outcomes
 
 
