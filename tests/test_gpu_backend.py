@@ -77,10 +77,19 @@ def _follows_host_reduction(node):
     max / min / argmax reduction that the backend keeps on the host (and no
     input comes from the device): Theano moves an element-wise op to the
     backend when one of its inputs is there."""
-    owners = [i.owner for i in node.inputs if i.owner is not None]
+    owners = [_through_views(i.owner) for i in node.inputs
+              if i.owner is not None]
     return (not any(type(o.op).__name__ == 'HostFromGpu' for o in owners)
             and any(str(o.op).startswith(HOST_REDUCTIONS_OPENCL) or
                     type(o.op).__name__ in HOST_ARGMAX_OPS for o in owners))
+
+
+def _through_views(node):
+    """The node whose output `node` only views (a DimShuffle's input)."""
+    while type(node.op).__name__ in ('DimShuffle', 'Reshape', 'Rebroadcast') \
+            and node.inputs[0].owner is not None:
+        node = node.inputs[0].owner
+    return node
 
 
 def placement(function):
