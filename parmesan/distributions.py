@@ -13,8 +13,12 @@ import numbers
 import numpy as np
 import theano.tensor as T
 
+from .nonlinearities import log_softmax
+from .utils import one_hot
+
 __all__ = ['log_normal', 'log_normal1', 'log_normal2', 'log_stdnormal',
            'log_bernoulli', 'log_bernoulli_logits', 'log_multinomial',
+           'log_multinomial_logits',
            'kl_normal1_stdnormal', 'kl_normal2_stdnormal',
            'kl_normal1_normal1', 'kl_normal2_normal2',
            'log_concrete', 'kl_categorical_uniform',
@@ -263,10 +267,53 @@ def log_multinomial(x, p, eps=0.0):
     True
     """
     eps = _check_eps('log_multinomial', eps)
-    p = p + eps if eps else p
-    if T.as_tensor_variable(x).ndim == T.as_tensor_variable(p).ndim:
-        return T.sum(_xlogy(x, p), axis=-1)
-    return -T.nnet.categorical_crossentropy(p, x)
+    p = T.as_tensor_variable(p + eps if eps else p)
+    return T.sum(_xlogy(_one_hot_rows(x, p), p), axis=-1)
+
+
+def _one_hot_rows(x, like):
+    """`x` as rows like `like`: integer labels become one-hot rows (by
+    comparison, not Theano's scatter, which its GPU backend lacks)."""
+    x = T.as_tensor_variable(x)
+    if x.ndim == like.ndim:
+        return x
+    return one_hot(x, like.shape[-1], dtype=like.dtype)
+
+
+def log_multinomial_logits(x, logits):
+    """Log-probability of one categorical draw per row under
+    Categorical(softmax(logits)), computed from the logits.
+
+    The negative is the softmax cross-entropy. ``sum_k x_k log_softmax(l)_k``
+    is finite for any finite logits, and compiles to element-wise ops and
+    reductions, which Theano's GPU backend runs (its fused softmax
+    cross-entropy kernel does not build on every OpenCL compiler).
+
+    Parameters
+    ----------
+    x : Theano tensor
+        Integer class labels of shape (N,), or one-hot / probability rows of
+        shape (N, K).
+    logits : Theano matrix (N, K)
+        Unnormalised log-probabilities per row.
+
+    Returns
+    -------
+    Theano vector (N,): log softmax(logits)[n, x[n]] (or its expectation
+    under the rows of `x`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from parmesan.distributions import log_multinomial_logits
+    >>> logits = np.log([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]])
+    >>> labels = np.array([0, 2], dtype='int32')
+    >>> np.allclose(log_multinomial_logits(labels, logits).eval(),
+    ...             np.log([0.7, 0.8]))
+    True
+    """
+    log_p = log_softmax(logits)
+    return T.sum(_one_hot_rows(x, log_p) * log_p, axis=-1)
 
 
 def kl_normal1_stdnormal(mean, var, eps=0.0):
@@ -352,12 +399,6 @@ def kl_normal2_normal2(mean1, log_var1, mean2, log_var2, eps=0.0):
             / (2.0 * T.exp(log_var2) + eps) - 0.5)
 
 
-def _log_softmax(x):
-    """log softmax over the last axis, shifted by the max to avoid overflow."""
-    shifted = x - T.max(x, axis=-1, keepdims=True)
-    return shifted - T.log(T.sum(T.exp(shifted), axis=-1, keepdims=True))
-
-
 def log_concrete(y, logits, temperature, eps=0.0):
     """Log-density of the Concrete (relaxed one-hot categorical) distribution.
 
@@ -416,7 +457,7 @@ def log_concrete(y, logits, temperature, eps=0.0):
     scores = logits - temperature * log_y
     return (T.gammaln(num_categories)
             + (num_categories - 1) * T.log(temperature)
-            + T.sum(_log_softmax(scores), axis=-1)
+            + T.sum(log_softmax(scores), axis=-1)
             - T.sum(log_y, axis=-1))
 
 
@@ -481,6 +522,6 @@ def kl_categorical_logits_uniform(logits):
     ...             np.log(2) - entropy(softmax(logits, axis=1), axis=1))
     True
     """
-    log_p = _log_softmax(logits)
+    log_p = log_softmax(logits)
     num_categories = T.cast(logits.shape[-1], log_p.dtype)
     return T.sum(T.exp(log_p) * log_p, axis=-1) + T.log(num_categories)

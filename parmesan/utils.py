@@ -3,8 +3,8 @@ import numpy as np
 import theano
 import theano.tensor as T
 
-__all__ = ['log_sum_exp', 'log_mean_exp', 'importance_weighted_bound',
-           'ConfusionMatrix']
+__all__ = ['log_sum_exp', 'log_mean_exp', 'one_hot',
+           'importance_weighted_bound', 'ConfusionMatrix']
 
 
 def log_sum_exp(A, axis=None, sum_op=T.sum, keepdims=False):
@@ -93,6 +93,46 @@ def log_mean_exp(A, axis=None, keepdims=False):
     True
     """
     return log_sum_exp(A, axis, T.mean, keepdims=keepdims)
+
+
+def one_hot(labels, num_classes, dtype=None):
+    """One-hot rows of integer labels, by comparison with the class indices.
+
+    Theano's ``to_one_hot`` scatters ones into zeros, an op that Theano 1.0's
+    GPU backend lacks; a comparison is element-wise and runs there.
+
+    Parameters
+    ----------
+    labels : Theano integer vector (N,)
+        Class indices in [0, num_classes); a row of a label outside is 0.
+    num_classes : int or Theano integer scalar
+    dtype : str
+        Of the result; default ``theano.config.floatX``.
+
+    Returns
+    -------
+    Theano matrix (N, num_classes): row n is 1 at labels[n], else 0.
+
+    Raises
+    ------
+    TypeError
+        If `labels` is not an integer vector.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from parmesan.utils import one_hot
+    >>> labels = np.array([2, 0], dtype='int32')
+    >>> np.array_equal(one_hot(labels, 3).eval(), [[0, 0, 1], [1, 0, 0]])
+    True
+    """
+    labels = T.as_tensor_variable(labels)
+    if labels.ndim != 1 or not labels.dtype.startswith(('int', 'uint')):
+        raise TypeError('one_hot: labels must be an integer vector, got %s '
+                        'of dtype %s' % (labels.type, labels.dtype))
+    classes = T.arange(num_classes, dtype=labels.dtype)
+    return T.cast(T.eq(labels[:, None], classes[None, :]),
+                  dtype or theano.config.floatX)
 
 
 def _drop_axes(x, axis):

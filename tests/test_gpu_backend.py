@@ -11,8 +11,10 @@ reproduce the host's draws, so sample layers are compared sample by sample.
 Placement: a compiled node is "on the backend" when one of its outputs is a
 GpuArrayType; the test fails if a heavy op (a float array from a dot
 product, an element-wise op, a sampler, a reduction, a softmax) runs on the
-host, except for the reductions the backend lacks (OpenCL: max / min, which
-Theano moves to the device only for CUDA).
+host, except for the reductions the backend lacks (OpenCL: max / min and
+argmax, which Theano moves to the device only for CUDA) and the element-wise
+ops that stay on the host only because they take such a reduction and
+nothing from the device (the straight-through one-hot of an argmax).
 
 Needs pygpu + libgpuarray with its headers (Debian: python3-pygpu,
 libgpuarray-dev), an OpenCL device (PoCL: pocl-opencl-icd), the unversioned
@@ -39,24 +41,20 @@ RTOL, ATOL = 2e-4, 2e-5
 #: OpenCL reduction kernel does add and mul only), as printed by str(op).
 HOST_REDUCTIONS_OPENCL = ('CAReduce{maximum}', 'CAReduce{minimum}',
                           'Reduce{maximum}', 'Reduce{minimum}')
+#: The same reductions' index forms (Theano's GpuMaxAndArgmax is CUDA-only).
+HOST_ARGMAX_OPS = ('Argmax', 'MaxAndArgmax')
 #: Adam moves each parameter by up to the learning rate per step whatever
 #: the gradient's size, so a gradient near zero whose sign differs between
 #: float32 (device) and float64 (host) moves it apart by up to 2 x 1e-2 a
 #: step; the bounds returned by the steps are compared at RTOL, ATOL.
 ATOL_ADAM_PARAMS = 5e-3
-#: What Theano 1.0 cannot yet do on OpenCL in Parmesan's graphs (measured):
-#: strict xfails, so that a fix shows up as an unexpected pass.
-OPENCL_GAPS = {
-    'categorical': 'SoftmaxGrad and to_one_hot\'s AdvancedIncSubtensor run '
-                   'on the host (Theano 1.0 has no GPU op for them)',
-    'ladder_model': 'SoftmaxGrad and the integer-target cross-entropy\'s '
-                    'AdvancedIncSubtensor run on the host',
-}
-for _kind in ('ExactM2', 'STGumbelSoftmaxM2', 'LogisticNormalM2', 'MLP'):
-    OPENCL_GAPS['m2_' + _kind] = (
-        'the fused softmax cross-entropy kernel '
-        '(GpuCrossentropySoftmaxArgmax1HotWithBias) fails clBuildProgram on '
-        'PoCL: M2\'s classifier loss needs a log-softmax form')
+#: What Theano 1.0 cannot yet do on OpenCL in Parmesan's graphs (measured),
+#: by case: strict xfails, so that a fix shows up as an unexpected pass. A
+#: reason starting with "compile" marks every test of the case, any other
+#: only the placement test. None left: Parmesan computes softmax, the
+#: softmax cross-entropy and one-hot rows from element-wise ops and
+#: reductions (no SoftmaxGrad, scatter or fused cross-entropy kernel).
+OPENCL_GAPS = {}
 
 if __name__ != '__main__':
     pytestmark = [pytest.mark.gpu, pytest.mark.slow]
@@ -74,13 +72,34 @@ def _is_heavy(node):
                getattr(out.type, 'ndim', 0) >= 1 for out in node.outputs)
 
 
+def _follows_host_reduction(node):
+    """Whether a host node stays there only because an input of it is a
+    max / min / argmax reduction that the backend keeps on the host (and no
+    input comes from the device): Theano moves an element-wise op to the
+    backend when one of its inputs is there."""
+    owners = [_through_views(i.owner) for i in node.inputs
+              if i.owner is not None]
+    return (not any(type(o.op).__name__ == 'HostFromGpu' for o in owners)
+            and any(str(o.op).startswith(HOST_REDUCTIONS_OPENCL) or
+                    type(o.op).__name__ in HOST_ARGMAX_OPS for o in owners))
+
+
+def _through_views(node):
+    """The node whose output `node` only views (a DimShuffle's input)."""
+    while type(node.op).__name__ in ('DimShuffle', 'Reshape', 'Rebroadcast') \
+            and node.inputs[0].owner is not None:
+        node = node.inputs[0].owner
+    return node
+
+
 def placement(function):
     """Where the nodes of a compiled Theano function run."""
     nodes = function.maker.fgraph.toposort()
     device = [n for n in nodes if any(_is_device(o) for o in n.outputs)]
     host = [n for n in nodes if n not in device]
     heavy = sorted(str(n.op) for n in host
-                   if _is_heavy(n) and type(n.op).__name__ != 'HostFromGpu')
+                   if _is_heavy(n) and type(n.op).__name__ != 'HostFromGpu'
+                   and not _follows_host_reduction(n))
     return {'device': len(device), 'host': len(host),
             'to_device': sum(type(n.op).__name__ == 'GpuFromHost'
                              for n in nodes),
@@ -721,18 +740,18 @@ def _gpuarray_headers():
                for folder in folders if folder)
 
 
-def run_worker(workdir):
-    """Run every case on device=opencl0:0 in a subprocess; its report. A
-    case that kills the process (PoCL crashes on some kernels it cannot
-    build) is recorded as that case's error, and a new process runs the
-    cases after it."""
+def run_worker(workdir, names):
+    """Run the cases `names` (all if none) on device=opencl0:0 in a
+    subprocess; its report. A case that kills the process (PoCL crashes on
+    some kernels it cannot build) is recorded as that case's error, and a
+    new process runs the cases after it."""
     env = dict(os.environ)
     # later keys win: this process's flags, then the backend's
     env['THEANO_FLAGS'] = ','.join(
         [f for f in [env.get('THEANO_FLAGS')] if f] +
         ['device=' + DEVICE, 'floatX=float32'])
     path = os.path.join(workdir, 'device.json')
-    pending = list(CASES)
+    pending = list(names) or list(CASES)
     while pending:
         result = subprocess.run([sys.executable, HERE, workdir] + pending,
                                 env=env, cwd=REPO, capture_output=True,
@@ -785,15 +804,32 @@ def host_results(workdir):
     return results
 
 
+def selected_cases(items):
+    """The cases that the selected tests of this module (`items`, after
+    ``-k``) compare, in CASES order: the backend compiles only those."""
+    names = set()
+    for item in items:
+        if os.path.abspath(str(item.fspath)) != HERE:
+            continue
+        callspec = getattr(item, 'callspec', None)
+        if callspec is not None and 'name' in callspec.params:
+            names.add(callspec.params['name'])
+        elif item.originalname == 'test_checkpoints_resume_across_backends':
+            names.add('checkpoint')
+    return [name for name in CASES if name in names]
+
+
 @pytest.fixture(scope='module')
-def device_report(workdir, host_results):
+def device_report(request, workdir, host_results):
     reason = backend_missing()
     if reason:
         _unavailable(reason)
-    # the host writes its checkpoint first, so that the device resumes
-    # from it (and the host, later, from the device's)
-    host_results('checkpoint')
-    return run_worker(workdir)
+    names = selected_cases(request.session.items)
+    if 'checkpoint' in names:
+        # the host writes its checkpoint first, so that the device resumes
+        # from it (and the host, later, from the device's)
+        host_results('checkpoint')
+    return run_worker(workdir, names)
 
 
 def device_case(report, name):
@@ -828,12 +864,13 @@ def compare(report, host_results, name, skip=()):
 
 
 def _with_gaps(names, placement=False):
-    """`names` as parameters, the known OpenCL gaps marked. Only the M2
-    cases fail to compile; the others compute the right numbers with some
-    ops on the host."""
+    """`names` as parameters, the known OpenCL gaps marked: a case that
+    fails to compile fails every test; one that computes the right numbers
+    with some ops on the host fails only the placement test."""
     return [pytest.param(name, marks=pytest.mark.xfail(
         reason=OPENCL_GAPS[name], strict=True))
-        if name in OPENCL_GAPS and (placement or name.startswith('m2_'))
+        if name in OPENCL_GAPS and (placement or
+                                    OPENCL_GAPS[name].startswith('compile'))
         else name for name in names]
 
 

@@ -11,7 +11,7 @@ import lasagne
 from parmesan.distributions import log_normal, log_normal2, log_stdnormal
 from parmesan.layers import SampleLayer
 from parmesan.utils import (ConfusionMatrix, importance_weighted_bound,
-                            log_mean_exp, log_sum_exp)
+                            log_mean_exp, log_sum_exp, one_hot)
 from conftest import RTOL, floatx
 
 
@@ -48,6 +48,26 @@ def test_log_sum_exp_third_argument_is_the_original_sum_op():
     np.testing.assert_allclose(with_keepdims, reference[:, None], rtol=RTOL)
     with pytest.raises(TypeError, match='sum_op'):
         log_sum_exp(x, 1, True)
+
+
+@pytest.mark.parametrize('dtype', ['int32', 'int64', 'uint8'])
+def test_one_hot_matches_numpy_eye_and_compiles_without_scatter(dtype):
+    labels = np.random.RandomState(2).randint(0, 5, size=7).astype(dtype)
+    lv = T.vector(dtype=dtype)
+    function = theano.function([lv], one_hot(lv, 5))
+    values = function(labels)
+    np.testing.assert_array_equal(values, np.eye(5)[labels])
+    assert values.dtype == theano.config.floatX
+    assert one_hot(lv, 5, dtype='int8').dtype == 'int8'
+    ops = {type(n.op).__name__ for n in function.maker.fgraph.toposort()}
+    assert not any(op.startswith('AdvancedIncSubtensor') for op in ops), ops
+
+
+def test_one_hot_rejects_what_is_not_an_integer_vector():
+    with pytest.raises(TypeError, match='one_hot: labels must be an integer'):
+        one_hot(T.vector(), 3)
+    with pytest.raises(TypeError, match='one_hot: labels must be an integer'):
+        one_hot(T.imatrix(), 3)
 
 
 @pytest.mark.parametrize('sum_op,offset', [(T.sum, 0.), (T.mean, np.log(3))])

@@ -35,10 +35,12 @@ from lasagne.layers import (DenseLayer, InputLayer, NonlinearityLayer,
                             get_output)
 
 from .. import datasets
+from ..distributions import log_multinomial
 from ..init import FanInNormal
 from ..layers import (DecoderNormalizeLayer, DenoiseLayer,
                       GaussianCorruptionLayer, GaussianDenoiseLayer,
                       ListIndexLayer, NormalizeLayer, ScaleAndShiftLayer)
+from ..nonlinearities import softmax
 from ..updates import adam_with_clipping, linear_decay_schedule
 from .cli import (NONLINEARITIES, add_run_flags, argument_parser,
                   number_list, parse_args, start_run, write_results)
@@ -177,8 +179,7 @@ class LadderNetwork(ExperimentModel):
                 name='beta_gamma%d' % depth)
             self.scale_and_shift.append(shifted)
             layer = NonlinearityLayer(
-                shifted, lasagne.nonlinearities.softmax if is_top else
-                nonlinearity)
+                shifted, softmax if is_top else nonlinearity)
         self.output = layer
 
     def _build_decoder(self):
@@ -293,8 +294,8 @@ class LadderNetwork(ExperimentModel):
         stand_ins.update(zip(self.decoder_vars, clean_vars))
         reconstructed = get_output(self.reconstructions, stand_ins)
 
-        class_cost = T.mean(T.nnet.categorical_crossentropy(
-            corrupted_output[labelled], self.targets))
+        class_cost = -T.mean(log_multinomial(self.targets,
+                                             corrupted_output[labelled]))
         denoise = [T.mean(T.sqr(z_hat - z[unlabelled]))
                    for z_hat, z in zip(reconstructed, clean_z)]
         terms = OrderedDict()

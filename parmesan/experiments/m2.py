@@ -78,14 +78,17 @@ from theano.sandbox.rng_mrg import MRG_RandomStreams
 
 from .. import datasets, ops
 from ..distributions import (kl_categorical_logits_uniform,
-                             kl_normal2_stdnormal, log_bernoulli_logits)
+                             kl_normal2_stdnormal, log_bernoulli_logits,
+                             log_multinomial_logits)
 from ..layers import (ClipLayer, DropoutCorruptionLayer,
                       GumbelSoftmaxSampleLayer, LogisticNormalSampleLayer,
                       NormalizeLayer, SampleLayer, ScaleAndShiftLayer,
                       ZerosLikeLayer)
 from ..layers.sample import draw_seed
+from ..nonlinearities import softmax
 from ..updates import (adam_with_clipping, floored_decay_schedule,
                        linear_warmup)
+from ..utils import one_hot
 from .cli import (add_run_flags, argument_parser, parse_args, start_run,
                   str2bool, write_results)
 from .compiling import compiling
@@ -430,7 +433,7 @@ class M2Model(ExperimentModel):
         """
         num_classes = self.num_classes
         batch = x.shape[0]
-        probs = T.nnet.softmax(logits)
+        probs = softmax(logits)
         y = T.repeat(T.eye(num_classes, dtype=x.dtype), batch, axis=0)
         if self.l_qz_first is not None and ops.config.factored_enumeration:
             nll, kl_units = self._conditional_terms(
@@ -532,7 +535,7 @@ class M2Model(ExperimentModel):
         y_l = T.ivector('y_labelled')
         a_cw = linear_warmup(iteration + 1, classifier_warmup)
         _, logits_l = self.classify(x_l)
-        ce = T.nnet.categorical_crossentropy(T.nnet.softmax(logits_l), y_l)
+        ce = -log_multinomial_logits(y_l, logits_l)
         accuracy = T.mean(T.eq(T.argmax(logits_l, axis=1), y_l))
         params = self.params(trainable=True)
         penalty = l2 * sum(T.sum(p ** 2) for p in params)
@@ -542,10 +545,9 @@ class M2Model(ExperimentModel):
             outputs = [objective / x_l.shape[0], ce.mean(), accuracy]
             inputs, names = [x_l, y_l], MLP_TRAIN_KEYS
         else:
-            one_hot = T.extra_ops.to_one_hot(y_l, self.num_classes,
-                                             dtype=x_l.dtype)
+            y_one_hot = one_hot(y_l, self.num_classes, dtype=x_l.dtype)
             unlabelled = self.unlabelled_terms(x_u)
-            labelled = self.labelled_terms(x_l, one_hot)
+            labelled = self.labelled_terms(x_l, y_one_hot)
             bound_sum = unlabelled['bound'].sum() + labelled['bound'].sum()
             objective = bound_sum + a_cw * classifier_weight * ce.sum()
             # vae_ssl's reported loss: un-annealed, per unlabelled example.
@@ -589,8 +591,7 @@ class M2Model(ExperimentModel):
             functions['collect'] = theano.function([x], collected.sum())
         hx, logits = self.classify(x, deterministic=True)
         if self.kind == 'MLP':
-            functions['evaluate'] = theano.function([x],
-                                                    T.nnet.softmax(logits))
+            functions['evaluate'] = theano.function([x], softmax(logits))
             return functions
         exact = self.exact_unlabelled_terms(x, hx, logits,
                                             deterministic=True)

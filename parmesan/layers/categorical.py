@@ -25,9 +25,9 @@ import theano.tensor as T
 from lasagne.layers import Layer, MergeLayer
 from theano.gradient import zero_grad
 from theano.tensor.opt import Assert
-from theano.tensor.extra_ops import to_one_hot
 
-from ..nonlinearities import exp_half
+from ..nonlinearities import exp_half, softmax
+from ..utils import one_hot
 from .sample import (SampleAxesMixin, _check_same_shape, _require_matrix)
 
 __all__ = ['GumbelSoftmaxSampleLayer', 'LogisticNormalSampleLayer']
@@ -103,14 +103,14 @@ class _RelaxedCategoricalMixin(SampleAxesMixin):
                 T.lt(temperature, np.inf))
         else:
             temperature = T.constant(np.asarray(self.temperature, dtype=dtype))
-        soft = T.nnet.softmax(scores / temperature)
+        soft = softmax(scores / temperature)
         if not self.straight_through:
             return soft
         # argmax(scores) == argmax(scores / temperature) for temperature > 0,
         # and is immune to the softmax saturating into ties at low
         # temperature.
-        hard = to_one_hot(T.argmax(scores, axis=1), scores.shape[1],
-                          dtype=dtype)
+        hard = one_hot(T.argmax(scores, axis=1), scores.shape[1],
+                       dtype=dtype)
         # hard + (soft - soft) is exactly hard in the forward pass (x - x is
         # exactly 0, whereas hard - soft + soft can be off by an ulp), and
         # its gradient is exactly the soft sample's.
