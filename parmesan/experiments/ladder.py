@@ -49,8 +49,8 @@ from .plotting import plot_history
 from .training import check_finite, fit, progress, semi_supervised_batches
 
 __all__ = ['COMBINATORS', 'PAPER_TEST_ERROR', 'LadderNetwork',
-           'select_labelled', 'ladder_argument_parser', 'load_data', 'run',
-           'parse_run_args']
+           'select_labelled', 'ladder_argument_parser', 'load_data',
+           'build_model', 'run', 'parse_run_args']
 
 #: The combinators g(u, z) of the decoder, by their ``-combinator`` name.
 COMBINATORS = OrderedDict([('gauss', GaussianDenoiseLayer),
@@ -617,7 +617,7 @@ def run(argv=None, description='Ladder network on MNIST.'):
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_run_args(argv, description)
-    with start_run(args, argv) as run_folder:
+    with start_run(args, argv, trainer='mnist_ladder') as run_folder:
         return _train_ladder(args, run_folder)
 
 
@@ -625,6 +625,13 @@ def parse_run_args(argv, description='Ladder network on MNIST.'):
     """The flags of :func:`run`, parsed and checked without training."""
     return parse_args(ladder_argument_parser(description), argv,
                       limits=_limits, check=_check_args)
+
+
+def build_model(args):
+    """The :class:`LadderNetwork` of parsed flags."""
+    return LadderNetwork(args.layers, noise_std=args.noise_std,
+                         combinator=args.combinator,
+                         nonlinearity=NONLINEARITIES[args.nonlinearity])
 
 
 def _train_ladder(args, run_folder):
@@ -638,9 +645,7 @@ def _train_ladder(args, run_folder):
     run_folder.header += '\nlabelled rows: %d of %d' % (
         len(labelled_indices), len(x_train))
 
-    net = LadderNetwork(args.layers, noise_std=args.noise_std,
-                        combinator=args.combinator,
-                        nonlinearity=NONLINEARITIES[args.nonlinearity])
+    net = build_model(args)
     learning_rate = theano.shared(lasagne.utils.floatX(args.lr), 'lr')
     with compiling('the training function'):
         train, names = net.compile_train(learning_rate, args.lambdas)
@@ -667,10 +672,11 @@ def _train_ladder(args, run_folder):
                   schedule=linear_decay_schedule(
                       args.lr, args.decay_start_epoch, args.nepochs),
                   evaluate=evaluate, eval_every=args.eval_epoch,
-                  after_epoch=plots)
+                  after_epoch=plots, model=net)
     final = history[-1] if history and 'test_error' in history[-1] else None
     if final is None:
         # Stopped by the time budget between two evaluations.
+        run_folder.reseed_evaluation(history[-1]['epoch'] if history else 0)
         final = evaluate()
     if history:
         plots(history)

@@ -867,7 +867,7 @@ def run(argv=None, description='Train an M2 model on MNIST with 100 labels.'):
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_run_args(argv, description)
-    with start_run(args, argv) as run_folder:
+    with start_run(args, argv, trainer='m2') as run_folder:
         return _train_m2(args, run_folder)
 
 
@@ -894,7 +894,9 @@ def _train_m2(args, run_folder):
                                                   LR_FLOOR),
                   evaluate=lambda epoch: evaluator.validation_row(
                       epoch, data['x_valid'], data['t_valid']),
-                  eval_every=args.eval_epoch, after_epoch=_plotter(args))
+                  eval_every=args.eval_epoch, after_epoch=_plotter(args),
+                  model=model)
+    run_folder.reseed_evaluation(history[-1]['epoch'] if history else 0)
     return _final_evaluation(args, model, evaluator, history, data)
 
 

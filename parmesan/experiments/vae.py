@@ -43,7 +43,8 @@ __all__ = ['FLOWS', 'BURDA', 'BURDA_IWAE_TEST_LL', 'LIMITS',
            'VAE_VANILLA_DEFAULTS', 'dense_block', 'VariationalAutoencoder',
            'compile_variational_step', 'vae_argument_parser',
            'add_flow_flags', 'trainer_argument_parser', 'parse_vae_args',
-           'apply_preset', 'load_data', 'run', 'parse_run_args',
+           'apply_preset', 'load_data', 'build_model', 'run',
+           'parse_run_args',
            'train_and_evaluate']
 
 #: The flows :class:`VariationalAutoencoder` can stack after its sample layer.
@@ -110,8 +111,8 @@ def compile_variational_step(model, learning_rate, eq_samples, iw_samples,
     monitored = [objective] + [terms[k].mean() for k in model.monitored_terms]
     train = theano.function(
         [model.x], monitored, updates=updates,
-        givens=[(model.eq, np.int32(eq_samples)),
-                (model.iw, np.int32(iw_samples))])
+        givens=[(model.eq, theano.shared(np.int32(eq_samples), 'eq_samples')),
+                (model.iw, theano.shared(np.int32(iw_samples), 'iw_samples'))])
     return train, ['bound'] + list(model.monitored_terms)
 
 
@@ -519,8 +520,15 @@ def run(argv=None, description='Train a VAE / IWAE on MNIST.', defaults=None,
     argv = sys.argv[1:] if argv is None else list(argv)
     args, schedule = parse_run_args(argv, description, defaults,
                                     analytic_kl, flows)
-    with start_run(args, argv) as run_folder:
+    with start_run(args, argv, trainer=_trainer_name(analytic_kl, flows)) \
+            as run_folder:
         return _train_vae(args, run_folder, schedule, analytic_kl, flows)
+
+
+def _trainer_name(analytic_kl, flows):
+    """The name of the trainer of :func:`run` with these options."""
+    return 'iw_vae_normflow' if flows else \
+        'vae_vanilla' if analytic_kl else 'iw_vae'
 
 
 def parse_run_args(argv, description='Train a VAE / IWAE on MNIST.',
@@ -535,15 +543,21 @@ def parse_run_args(argv, description='Train a VAE / IWAE on MNIST.',
     return parse_vae_args(parser, argv, limits)
 
 
-def _train_vae(args, run_folder, schedule, analytic_kl, flows):
-    x_train, x_test, binarise_each_epoch = load_data(args)
-    model = VariationalAutoencoder(
+def build_model(args, analytic_kl=False, flows=False):
+    """The :class:`VariationalAutoencoder` of parsed flags (and the
+    trainer's options)."""
+    return VariationalAutoencoder(
         784, [args.nhidden] * args.nlayers, args.nlatent,
         NONLINEARITIES[args.nonlin_enc], NONLINEARITIES[args.nonlin_dec],
         batch_norm=args.batch_norm,
         flow=args.flow if flows else None,
         num_flows=args.nflows if flows else 0,
         iaf_hidden=getattr(args, 'iaf_hidden', 200), analytic_kl=analytic_kl)
+
+
+def _train_vae(args, run_folder, schedule, analytic_kl, flows):
+    x_train, x_test, binarise_each_epoch = load_data(args)
+    model = build_model(args, analytic_kl, flows)
     results, evaluation = train_and_evaluate(
         args, run_folder, model, schedule, x_train, x_test,
         binarise_each_epoch, title=os.path.basename(args.outfolder))
@@ -565,14 +579,19 @@ class _Evaluator(object):
         self.functions = model.compile_evaluation()
         self.normalize_layers = model.normalize_layers()
         self.training_images = training_images
+        self.prepared_after = None
 
-    def prepare(self):
-        if self.normalize_layers:
+    def prepare(self, epoch):
+        """Collect the batch-norm statistics of the model after `epoch`,
+        unless they were collected for it already (the final evaluation
+        then uses the statistics the checkpoint holds)."""
+        if self.normalize_layers and self.prepared_after != epoch:
             collect_statistics(self.functions['collect'],
                                self.training_images(), self.normalize_layers)
+        self.prepared_after = epoch
 
-    def test_bounds(self, x, num_samples):
-        self.prepare()
+    def test_bounds(self, x, num_samples, epoch):
+        self.prepare(epoch)
         log_weights = self.functions['log_weights']
         row = OrderedDict(test_L1=float(np.mean(
             importance_sampled_log_likelihood(log_weights, x, 1,
@@ -653,9 +672,10 @@ def train_and_evaluate(args, run_folder, model, schedule, x_train, x_test,
                   args.nepochs, run_folder,
                   [train] + list(evaluator.functions.values()),
                   learning_rate=learning_rate, schedule=schedule,
-                  evaluate=lambda epoch: evaluator.test_bounds(x_eval,
-                                                               args.eval_iw),
-                  eval_every=args.eval_epoch, after_epoch=plots)
+                  evaluate=lambda epoch: evaluator.test_bounds(
+                      x_eval, args.eval_iw, epoch),
+                  eval_every=args.eval_epoch, after_epoch=plots, model=model)
+    run_folder.reseed_evaluation(history[-1]['epoch'] if history else 0)
     results = _final_evaluation(args, model, evaluator, history, x_test)
     return results, evaluator.functions
 
@@ -664,7 +684,7 @@ def _final_evaluation(args, model, evaluator, history, x_test):
     print('final evaluation: L_%d on all %d test images...'
           % (args.final_iw, len(x_test)), flush=True)
     start = time.time()
-    evaluator.prepare()
+    evaluator.prepare(history[-1]['epoch'] if history else 0)
     functions = evaluator.functions
     final_ll = importance_sampled_log_likelihood(
         functions['log_weights'], x_test, args.final_iw)

@@ -25,7 +25,7 @@ from .vae import (compile_variational_step, dense_block, load_data,
                   parse_vae_args, train_and_evaluate, vae_argument_parser)
 
 __all__ = ['BernoulliLatentVAE', 'VIMCO_DEFAULTS', 'vimco_argument_parser',
-           'run', 'parse_run_args']
+           'build_model', 'run', 'parse_run_args']
 
 #: The original Parmesan vimco.py's flag defaults, plus 3 hidden layers (its
 #: encoder and decoder had three each), evaluation every epoch with the
@@ -259,7 +259,7 @@ def run(argv=None, description='Train a binary-latent VAE on MNIST with '
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     args, schedule = parse_run_args(argv, description, defaults)
-    with start_run(args, argv) as run_folder:
+    with start_run(args, argv, trainer='vimco') as run_folder:
         return _train_vimco(args, run_folder, schedule)
 
 
@@ -272,13 +272,17 @@ def parse_run_args(argv, description='Train a binary-latent VAE on MNIST '
         low=2, why="(VIMCO builds each sample's baseline from the others)")})
 
 
-def _train_vimco(args, run_folder, schedule):
-    x_train, x_test, binarise_each_epoch = load_data(args)
-
-    model = BernoulliLatentVAE(
-        x_train.shape[1], [args.nhidden] * args.nlayers, args.nlatent,
+def build_model(args):
+    """The :class:`BernoulliLatentVAE` of parsed flags."""
+    return BernoulliLatentVAE(
+        784, [args.nhidden] * args.nlayers, args.nlatent,
         NONLINEARITIES[args.nonlin_enc], NONLINEARITIES[args.nonlin_dec],
         batch_norm=args.batch_norm, learn_prior=args.prior == 'learned')
+
+
+def _train_vimco(args, run_folder, schedule):
+    x_train, x_test, binarise_each_epoch = load_data(args)
+    model = build_model(args)
     results, evaluation = train_and_evaluate(
         args, run_folder, model, schedule, x_train, x_test,
         binarise_each_epoch, title='%s (VIMCO, K=%d)' % (
