@@ -3,7 +3,9 @@
 evaluate command, on one tiny IWAE run (and, marked slow, tiny M2 and
 ladder runs) checked against the runs' own numbers and a numpy
 re-implementation of the model."""
+import contextlib
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -30,8 +32,11 @@ def iwae_run(tmp_path_factory):
     from conftest import data_dir
     folder = str(tmp_path_factory.mktemp('runs') / 'iwae')
     argv = TINY_IWAE + ['--data-dir', data_dir(), '-outfolder', folder]
-    results = vae.run(argv)
-    return folder, argv, results
+    output = io.StringIO()
+    with contextlib.redirect_stdout(output):
+        results = vae.run(argv)
+    final_line = output.getvalue().strip().splitlines()[-1]
+    return folder, argv, results, final_line
 
 
 def read_json(folder, name):
@@ -43,7 +48,7 @@ def read_json(folder, name):
 
 
 def test_the_config_records_settings_trainer_seed_and_versions(iwae_run):
-    folder, argv, _ = iwae_run
+    folder, argv, _, _ = iwae_run
     config = read_json(folder, 'config.json')
     assert config['trainer'] == 'iw_vae' and config['seed'] == 5
     assert config['argv'] == argv and ' '.join(argv) in config['command']
@@ -56,7 +61,7 @@ def test_the_config_records_settings_trainer_seed_and_versions(iwae_run):
 
 def test_resume_refuses_changed_settings_naming_old_and_new(
         iwae_run, capsys):
-    folder, argv, _ = iwae_run
+    folder, argv, _, _ = iwae_run
     changed = argv + ['--resume', '-nonlin_enc', 'tanh', '-nhidden', '12']
     with pytest.raises(SystemExit) as stop:
         vae.parse_run_args(changed)
@@ -69,7 +74,7 @@ def test_resume_refuses_changed_settings_naming_old_and_new(
 
 def test_resume_accepts_a_longer_budget_and_other_folders(iwae_run,
                                                           tmp_path):
-    folder, argv, _ = iwae_run
+    folder, argv, _, _ = iwae_run
     args, _ = vae.parse_run_args(argv + ['--resume', '-nepochs', '3',
                                          '--max-minutes', '5',
                                          '--checkpoint-every', '2'])
@@ -80,7 +85,7 @@ def test_resume_accepts_a_longer_budget_and_other_folders(iwae_run,
 
 def test_a_run_without_config_resumes_with_a_warning(iwae_run, tmp_path,
                                                      capsys):
-    folder, argv, _ = iwae_run
+    folder, argv, _, _ = iwae_run
     older = str(tmp_path / 'older')
     os.makedirs(older)
     shutil.copy(os.path.join(folder, 'checkpoint.npz'), older)
@@ -88,11 +93,19 @@ def test_a_run_without_config_resumes_with_a_warning(iwae_run, tmp_path,
     assert 'has no config.json' in capsys.readouterr().err
 
 
+def test_the_final_line_says_what_was_evaluated_on_what(iwae_run):
+    _, _, results, line = iwae_run
+    assert line.startswith('test L_3 = %.2f +- %.2f nats on all 10000 test '
+                           'images (binarised once, seed 1234), 3 importance '
+                           'samples' % (results['test_LL'],
+                                        results['test_LL_stderr'])), line
+
+
 # -- checkpoints by name ---------------------------------------------------
 
 
 def test_the_checkpoint_names_every_variable_and_holds_no_noise(iwae_run):
-    folder, _, _ = iwae_run
+    folder, _, _, _ = iwae_run
     path = os.path.join(folder, 'checkpoint.npz')
     with np.load(path) as stored:
         arrays = {key: stored[key] for key in stored.files if key != 'meta'}
@@ -159,7 +172,7 @@ def numpy_log_likelihood(arrays, x, k, rng):
 
 @pytest.fixture(scope='module')
 def loaded(iwae_run):
-    folder, _, _ = iwae_run
+    folder, _, _, _ = iwae_run
     saved = load_run(folder)
     with np.load(os.path.join(folder, 'checkpoint.npz')) as stored:
         arrays = {key: stored[key] for key in stored.files}
@@ -167,7 +180,7 @@ def loaded(iwae_run):
 
 
 def test_log_likelihood_repeats_the_runs_own_test_LL(iwae_run, loaded):
-    _, _, results = iwae_run
+    _, _, results, _ = iwae_run
     saved, _, x_test = loaded
     assert saved.trainer == 'iw_vae' and saved.epoch == 1
     assert len(x_test) == 10000
@@ -210,7 +223,7 @@ def test_reconstructions_are_bernoulli_means_of_the_right_shape(loaded):
 
 def test_a_checkpoint_of_other_settings_lists_what_differs(iwae_run,
                                                           tmp_path):
-    folder, _, _ = iwae_run
+    folder, _, _, _ = iwae_run
     wider = str(tmp_path / 'wider')
     shutil.copytree(folder, wider)
     config = read_json(wider, 'config.json')
@@ -232,7 +245,7 @@ def digest(path):
 
 def test_evaluate_writes_its_own_file_and_says_what_it_did(iwae_run, loaded,
                                                            capsys):
-    folder, _, _ = iwae_run
+    folder, _, _, _ = iwae_run
     saved, _, x_test = loaded
     before = digest(os.path.join(folder, 'results.json'))
     result = command.main(['evaluate', folder, '--iw', '4', '--subset',
@@ -258,7 +271,7 @@ def test_evaluate_refuses_a_folder_that_is_no_run(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_m2_loaded_predicts_the_runs_test_accuracy(tmp_path,
+def test_m2_loaded_predicts_the_runs_test_accuracy(tmp_path, capsys,
                                                    shared_data_dir):
     folder = str(tmp_path / 'm2')
     results = m2.run(['--train-subset', '200', '--eval-subset', '100',
@@ -266,6 +279,9 @@ def test_m2_loaded_predicts_the_runs_test_accuracy(tmp_path,
                       '1', '-al', '1', '-zl', '1', '-pl', '1', '-bs', '50',
                       '-model', 'ExactM2', '--data-dir', shared_data_dir,
                       '-outfolder', folder])
+    final_line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert 'test accuracy %.4f' % results['test_acc'] in final_line
+    assert 'on the first 100 test images' in final_line
     saved = load_run(folder)
     x_test, t_test = saved.test_data()
     assert len(x_test) == 100
@@ -278,13 +294,14 @@ def test_m2_loaded_predicts_the_runs_test_accuracy(tmp_path,
 
 
 @pytest.mark.slow
-def test_ladder_loaded_predicts_the_runs_test_error(tmp_path,
+def test_ladder_loaded_predicts_the_runs_test_error(tmp_path, capsys,
                                                     shared_data_dir):
     folder = str(tmp_path / 'ladder')
     results = ladder.run(['--layers', '784,20,10', '-lambdas',
                           '1000,10,0.1', '--train-subset', '200',
                           '-nepochs', '1', '--data-dir', shared_data_dir,
                           '-outfolder', folder])
+    assert 'on all 10000 test images' in capsys.readouterr().out
     saved = load_run(folder)
     x_test, t_test = saved.test_data()
     probabilities = saved.predict(x_test)

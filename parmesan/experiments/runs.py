@@ -25,6 +25,7 @@ import theano
 
 from .cli import CONFIG_NAME, read_config
 from .evaluation import importance_sampled_log_likelihood
+from .vae import test_images_phrase
 from .training import (CheckpointError, assign_by_name, atomic_write,
                        is_noise_state, read_checkpoint_arrays, reseed_noise,
                        shared_state, state_names)
@@ -302,7 +303,7 @@ def evaluate_run(folder, num_samples=None, subset=None, data_dir=None,
         summary = ('%s: test L_%d = %.2f +- %.2f nats on %s test images (%s),'
                    ' %d importance samples' % (
                        folder, k, mean, stderr, which,
-                       _test_images_phrase(run.settings), k))
+                       test_images_phrase(run.settings), k))
     else:
         if num_samples:
             raise ValueError('--iw applies to the VAE family; %s is a '
@@ -321,13 +322,6 @@ def evaluate_run(folder, num_samples=None, subset=None, data_dir=None,
     text = json.dumps(result, indent=2)
     atomic_write(output, lambda stream: stream.write(text), 'w')
     return result, summary
-
-
-def _test_images_phrase(settings):
-    """How the VAE trainers' test images were made binary."""
-    if getattr(settings, 'dataset', None) == 'fixed':
-        return "Larochelle's fixed binarisation"
-    return 'binarised once, seed 1234'
 
 
 def evaluate_argument_parser(prog=None):

@@ -144,6 +144,16 @@ def shared_state(functions):
     return list(seen.values())
 
 
+def _first_format_state(functions):
+    """The variables, in order, that checkpoints of the first format
+    stored: every shared variable, noise streams and clones included."""
+    seen = OrderedDict()
+    for function in functions:
+        for variable in function.get_shared():
+            seen.setdefault(id(variable), variable)
+    return list(seen.values())
+
+
 def is_noise_state(variable):
     """Whether `variable` is the state of a Theano MRG noise stream (one per
     random draw in a graph, e.g. of a sample layer)."""
@@ -541,7 +551,7 @@ def assign_by_name(path, arrays, variables, names, allow_unexpected=False):
             variable.get_value(borrow=True).dtype))
 
 
-def load_checkpoint(path, variables, rng, names=None):
+def load_checkpoint(path, variables, rng, names=None, positional=None):
     """Restore what :func:`save_checkpoint` wrote; return (epoch, history).
 
     Parameters
@@ -551,7 +561,11 @@ def load_checkpoint(path, variables, rng, names=None):
     rng : numpy RandomState, set to the stored data-pipeline state
     names : list of str, optional
         The variables' names (:func:`state_names`); default: their own
-        names. A checkpoint of the first format is matched by position.
+        names.
+    positional : list of shared variables, optional
+        What a checkpoint of the first format (written by an older
+        Parmesan, entries by position) is matched with, position by
+        position; default: `variables`.
 
     Raises
     ------
@@ -562,6 +576,7 @@ def load_checkpoint(path, variables, rng, names=None):
     """
     meta, arrays = _read_checkpoint(path)
     if meta.get('format', 1) == 1:
+        variables = variables if positional is None else positional
         if len(arrays) != len(variables):
             raise CheckpointError(
                 'checkpoint %s holds %d variables but this model has %d: it '
@@ -908,12 +923,13 @@ class Run(object):
     def out_of_time(self):
         return self.deadline is not None and time.time() > self.deadline
 
-    def restore(self, variables, names=None):
-        """Load the checkpoint when resuming; return (first epoch, history)."""
+    def restore(self, variables, names=None, positional=None):
+        """Load the checkpoint when resuming; return (first epoch, history).
+        (`positional`: see :func:`load_checkpoint`.)"""
         if not self.resume:
             return 1, []
         done, history = load_checkpoint(self.checkpoint, variables, self.rng,
-                                        names)
+                                        names, positional)
         return done + 1, history
 
     def reseed_evaluation(self, epoch):
@@ -1007,7 +1023,8 @@ def fit(train_epoch, num_epochs, run, functions, learning_rate=None,
     variables, run.training_noise, run.evaluation_noise = \
         checkpointed_state(functions)
     names = state_names(variables, model)
-    first_epoch, history = run.restore(variables, names)
+    first_epoch, history = run.restore(variables, names,
+                                       _first_format_state(functions))
     saved_epoch = first_epoch - 1 if run.resume else None
     log = TrainingLog(run.outfolder, run.header, append=run.resume,
                       history=history)

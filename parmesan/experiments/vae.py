@@ -601,6 +601,13 @@ class _Evaluator(object):
         return row
 
 
+def test_images_phrase(args):
+    """How the test images of :func:`load_data` were made binary."""
+    if args.dataset == 'fixed':
+        return "Larochelle's fixed binarisation"
+    return 'binarised once, seed 1234'
+
+
 def _epoch_trainer(train, names, images, batch_size, rng):
     """A callable(epoch) that runs `train` over shuffled mini-batches of
     ``images()`` and returns the means of its outputs as ``train_<name>``."""
@@ -711,7 +718,9 @@ def _final_evaluation(args, model, evaluator, history, x_test):
                                             'latent_activity.png'),
                     model.activity_label, threshold=0.01,
                     title='active units: %d' % count)
-    print('test LL (L_%d) %.2f +- %.2f nats, %d active units; results in %s'
+    print('test L_%d = %.2f +- %.2f nats on all %d test images (%s), %d '
+          'importance samples; %d active units; results in %s'
           % (args.final_iw, results['test_LL'], results['test_LL_stderr'],
-             count, args.outfolder), flush=True)
+             len(x_test), test_images_phrase(args), args.final_iw, count,
+             args.outfolder), flush=True)
     return results
