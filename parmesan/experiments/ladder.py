@@ -45,7 +45,7 @@ from .cli import (NONLINEARITIES, add_run_flags, argument_parser,
 from .compiling import compiling
 from .evaluation import classification_error, collect_statistics
 from .model import ExperimentModel
-from .plotting import plot_history
+from .plotting import plot_history, plot_panels
 from .training import check_finite, fit, progress, semi_supervised_batches
 
 __all__ = ['COMBINATORS', 'PAPER_TEST_ERROR', 'LadderNetwork',
@@ -580,18 +580,30 @@ def _epoch_trainer(train, names, x_train, t_train, labelled_indices,
     return train_epoch
 
 
-def _plotter(args):
-    title = os.path.basename(os.path.normpath(args.outfolder))
+def _plotter(args, data):
+    name = os.path.basename(os.path.normpath(args.outfolder))
+    held_out = ', '.join(
+        '%s on %d %s images' % (key, len(data['x_' + part]), part)
+        for key, part in (('valid_error', 'valid'), ('test_error', 'test'))
+        if data['x_' + part] is not None)
+    error_title = ('%s: error of the clean path; train_error on the labelled '
+                   'rows of each batch, %s' % (name, held_out))
+    cost_title = ('%s: training costs (means over the epoch); total = '
+                  'class cost + the denoising costs weighted by -lambdas'
+                  % name)
 
     def plots(history):
         plot_history(history, ['train_error', 'valid_error', 'test_error'],
-                     os.path.join(args.outfolder, 'errors.png'), title=title,
-                     ylabel='error (%)')
-        plot_history(history, ['train_cost', 'train_class_cost'] +
-                     ['train_denoise%d' % depth
-                      for depth in range(len(args.layers))],
-                     os.path.join(args.outfolder, 'costs.png'), title=title,
-                     ylabel='cost')
+                     os.path.join(args.outfolder, 'errors.png'),
+                     title=error_title, ylabel='error (%)')
+        # The total (~100 with the paper's lambdas) on its own axis, the
+        # unweighted per-layer costs (~1) on a log axis below it.
+        plot_panels(history, [
+            (['train_cost'], 'total cost'),
+            (['train_class_cost'] + ['train_denoise%d' % depth
+                                     for depth in range(len(args.layers))],
+             'cost', True)],
+            os.path.join(args.outfolder, 'costs.png'), title=cost_title)
     return plots
 
 
@@ -663,7 +675,7 @@ def _train_ladder(args, run_folder):
             evaluation['predict'], data['x_test'], data['t_test'])
         return row
 
-    plots = _plotter(args)
+    plots = _plotter(args, data)
     history = fit(_epoch_trainer(train, names, x_train, t_train,
                                  labelled_indices, args.batch_size, rng),
                   args.nepochs, run_folder,

@@ -856,13 +856,17 @@ class _Evaluator(object):
         return row
 
 
-def _plotter(args):
+def _plotter(args, data):
     name = '%s seed %d' % (args.model, args.seed)
+    accuracy_title = ('%s: accuracy of q(y|x) on the labelled rows of each '
+                      'batch (train) and on %s validation images'
+                      % (name, _how_many(len(data['x_valid']),
+                                         args.eval_subset)))
 
     def plots(history):
         plot_history(history, ['train_acc_labelled', 'valid_acc'],
                      os.path.join(args.outfolder, 'accuracy.png'),
-                     title=name, ylabel='accuracy')
+                     title=accuracy_title, ylabel='accuracy')
         if args.model != 'MLP':
             plot_history([logged_bounds(row) for row in history],
                          list(LOGGED_BOUNDS.values()),
@@ -925,7 +929,7 @@ def _train_m2(args, run_folder):
                                                   LR_FLOOR),
                   evaluate=lambda epoch: evaluator.validation_row(
                       epoch, data['x_valid'], data['t_valid']),
-                  eval_every=args.eval_epoch, after_epoch=_plotter(args),
+                  eval_every=args.eval_epoch, after_epoch=_plotter(args, data),
                   model=model)
     run_folder.reseed_evaluation(history[-1]['epoch'] if history else 0)
     return _final_evaluation(args, model, evaluator, history, data)
@@ -1003,5 +1007,6 @@ def _sample_grid(decode, model, path, columns=10):
     y = np.repeat(np.eye(num_classes), columns, axis=0).astype(
         theano.config.floatX)
     save_image_grid(decode(y, z), path, columns=columns,
-                    title='p(x | y, z): row = class 0..%d, column = one z'
-                          % (num_classes - 1))
+                    title='means of p(x | y, z): one row per class y, one '
+                          'z ~ N(0, I) per column',
+                    row_labels=['y = %d' % c for c in range(num_classes)])

@@ -161,7 +161,8 @@ class VariationalAutoencoder(ExperimentModel):
     #: The per-sample terms whose means the training function returns.
     monitored_terms = ('log_px_z', 'log_pz', 'log_qz')
     #: Plot labels of the shared trainer.
-    reconstruction_title = 'test images and reconstructions'
+    reconstruction_title = ('50 test images and their reconstructions, '
+                            'means of p(x | z) at one z ~ q(z | x)')
     activity_label = 'Cov_x E[z_u | x]'
 
     def __init__(self, num_features, hidden_units, num_latent,
@@ -564,7 +565,8 @@ def _train_vae(args, run_folder, schedule, analytic_kl, flows):
     save_image_grid(evaluation['decode'](
         np.random.RandomState(0).randn(100, args.nlatent).astype(
             theano.config.floatX)),
-        os.path.join(args.outfolder, 'samples.png'), title='samples')
+        os.path.join(args.outfolder, 'samples.png'),
+        title='100 samples: means of p(x | z), z ~ N(0, I)')
     plot_per_latent(evaluation['kl_per_unit'](x_test),
                     os.path.join(args.outfolder, 'latent_kl.png'),
                     'KL(q(z_u|x) || p(z_u)), nats', title='KL per latent unit')
@@ -668,11 +670,18 @@ def train_and_evaluate(args, run_folder, model, schedule, x_train, x_test,
         evaluator = _Evaluator(model, training_images)
     x_eval = x_test[:args.eval_subset] if args.eval_subset else x_test
 
+    curve_title = ('%s: training bound (mean over the epoch), test L_1 '
+                   'and L_%d (%d importance samples) on %s test images'
+                   % (title, args.eval_iw, args.eval_iw,
+                      ('the first %d' if args.eval_subset else 'all %d')
+                      % len(x_eval)))
+
     def plots(history):
         plot_history(history, ['train_bound', 'test_L1',
                                'test_L%d' % args.eval_iw],
                      os.path.join(args.outfolder, 'curves.png'),
-                     title=title, ylabel='nats')
+                     title=curve_title,
+                     ylabel='lower bound on log p(x), nats')
 
     history = fit(_epoch_trainer(train, names, training_images,
                                  args.batch_size, rng),
@@ -710,10 +719,13 @@ def _final_evaluation(args, model, evaluator, history, x_test):
     write_results(args.outfolder, results)
     originals = x_test[np.random.RandomState(0).choice(len(x_test), 50,
                                                        replace=False)]
-    pairs = np.stack([originals, functions['reconstruct'](originals)], 1)
-    save_image_grid(pairs.reshape(100, -1),
+    # Rows alternate: ten test images, then their reconstructions.
+    rows = np.stack([originals.reshape(5, 10, -1), functions['reconstruct'](
+        originals).reshape(5, 10, -1)], 1)
+    save_image_grid(rows.reshape(100, -1),
                     os.path.join(args.outfolder, 'reconstructions.png'),
-                    title=model.reconstruction_title)
+                    title=model.reconstruction_title,
+                    row_labels=['data', 'reconstruction'] * 5)
     plot_per_latent(variances, os.path.join(args.outfolder,
                                             'latent_activity.png'),
                     model.activity_label, threshold=0.01,

@@ -77,7 +77,8 @@ class BernoulliLatentVAE(ExperimentModel):
     #: The per-sample terms whose means the training function returns.
     monitored_terms = ('log_px_h', 'log_ph', 'log_qh')
     #: Plot labels of the shared trainer.
-    reconstruction_title = 'test images and p(x|h), h ~ q(h|x)'
+    reconstruction_title = ('50 test images and their reconstructions, '
+                            'means of p(x | h) at one h ~ q(h | x)')
     activity_label = 'Cov_x q(h_u=1 | x)'
 
     def __init__(self, num_features, hidden_units, num_latent,
@@ -293,5 +294,5 @@ def _train_vimco(args, run_folder, schedule):
         theano.config.floatX)
     save_image_grid(evaluation['decode'](prior_samples),
                     os.path.join(args.outfolder, 'samples.png'),
-                    title='p(x|h), h from the prior')
+                    title='100 samples: means of p(x | h), h from the prior')
     return results
