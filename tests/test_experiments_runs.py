@@ -235,6 +235,38 @@ def test_a_checkpoint_of_other_settings_lists_what_differs(iwae_run,
         load_run(wider)
 
 
+def readme_code():
+    """The README's "Using a trained run" code block, as printed."""
+    from conftest import REPO
+    with open(os.path.join(REPO, 'README.rst')) as readme:
+        section = readme.read().split('\nUsing a trained run\n', 1)[1]
+    block = section.split('.. code-block:: python\n\n', 1)[1]
+    lines = []
+    for line in block.splitlines():
+        if line and not line.startswith('    '):
+            break
+        lines.append(line[4:])
+    return '\n'.join(lines).strip() + '\n'
+
+
+def test_the_readme_uses_a_saved_run_as_printed(iwae_run, loaded):
+    folder, _, _, _ = iwae_run
+    saved, _, x_test = loaded
+    code = readme_code()
+    assert "load_run('results/burda_k5')" in code
+    output = io.StringIO()
+    namespace = {}
+    with contextlib.redirect_stdout(output):
+        exec(code.replace('results/burda_k5', folder), namespace)
+    assert namespace['images'].shape == (16, 784)
+    assert namespace['codes'].shape == (10, 3)
+    assert namespace['again'].shape == (10, 784)
+    ll = namespace['ll']
+    assert ll.shape == (100,) and np.all(ll < 0)
+    assert output.getvalue().strip() == \
+        'L_5000 on 100 test images: %.2f nats' % ll.mean()
+
+
 # -- the evaluate command ------------------------------------------------
 
 
