@@ -16,6 +16,7 @@ import scipy.special
 import scipy.stats
 import theano
 
+from parmesan import datasets
 from parmesan.experiments import load_run
 from parmesan.experiments import __main__ as command
 from parmesan.experiments import ladder, m2, vae
@@ -60,11 +61,18 @@ def test_the_config_records_settings_trainer_seed_and_versions(iwae_run):
 
 
 def test_resume_refuses_changed_settings_naming_old_and_new(
-        iwae_run, capsys):
+        iwae_run, capsys, monkeypatch):
     folder, argv, _, _ = iwae_run
     changed = argv + ['--resume', '-nonlin_enc', 'tanh', '-nhidden', '12']
+
+    def refuse(*args, **kwargs):
+        raise AssertionError('loaded or compiled before the check')
+    for name in ('load_mnist_realval', 'load_mnist_dynamic',
+                 'load_mnist_binarized'):
+        monkeypatch.setattr(datasets, name, refuse)
+    monkeypatch.setattr(theano, 'function', refuse)
     with pytest.raises(SystemExit) as stop:
-        vae.parse_run_args(changed)
+        vae.run(changed)
     assert stop.value.code == 2
     error = capsys.readouterr().err
     assert '-nonlin_enc was "rectify", now "tanh"' in error
