@@ -52,8 +52,9 @@ def iterate_minibatches(num_examples, batch_size, rng=None, drop_last=False):
 
     Example
     -------
-    >>> for rows in iterate_minibatches(len(x), 100, rng):
-    ...     train(x[rows])
+    >>> rng = np.random.RandomState(0)
+    >>> [rows.tolist() for rows in iterate_minibatches(5, 2, rng)]
+    [[2, 0], [1, 3], [4]]
     """
     if batch_size < 1:
         raise ValueError('batch_size must be at least 1, got %r' % batch_size)
@@ -622,7 +623,7 @@ def check_finite(values, where, names=None):
     >>> check_finite([1.0, float('nan')], 'epoch 3', ['loss', 'kl'])
     Traceback (most recent call last):
     ...
-    NonFiniteError: epoch 3: kl = nan
+    parmesan.experiments.training.NonFiniteError: epoch 3: kl = nan
     """
     values = np.asarray(values, dtype=np.float64)
     finite = np.isfinite(values)
@@ -744,7 +745,8 @@ class FolderLock(object):
 
     Example
     -------
-    >>> lock = FolderLock('results/demo')
+    >>> import tempfile
+    >>> lock = FolderLock(tempfile.mkdtemp())
     >>> lock.acquire({'command': 'demo'})        # None: nobody held it
     >>> lock.release()
     """
@@ -893,8 +895,8 @@ class Run(object):
     Example
     -------
     >>> with Run('results/demo', np.random.RandomState(1), 'demo') as run:
-    ...     run.checkpoint
-    'results/demo/checkpoint.npz'
+    ...     print(run.checkpoint, run.out_of_time())
+    results/demo/checkpoint.npz False
     """
 
     def __init__(self, outfolder, rng, header='', resume=False,
