@@ -9,6 +9,8 @@ import io
 import json
 import os
 import shutil
+import subprocess
+import sysconfig
 
 import numpy as np
 import pytest
@@ -298,6 +300,17 @@ def test_evaluate_writes_its_own_file_and_says_what_it_did(iwae_run, loaded,
     np.testing.assert_allclose(written['test_L4'], saved.log_likelihood(
         x_test[:30], k=4, show_progress=False).mean(), rtol=1e-12)
     assert digest(os.path.join(folder, 'results.json')) == before
+
+
+def test_the_installed_command_evaluates(tmp_path):
+    script = os.path.join(sysconfig.get_paths()['scripts'], 'parmesan-train')
+    result = subprocess.run([script, 'evaluate', '--help'],
+                            cwd=str(tmp_path), capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith('usage: parmesan-train evaluate ')
+    for flag in ('--iw', '--subset', '--data-dir', '-o OUTPUT'):
+        assert flag in result.stdout
 
 
 def test_evaluate_refuses_a_folder_that_is_no_run(tmp_path, capsys):
