@@ -320,7 +320,30 @@ def test_evaluate_refuses_a_folder_that_is_no_run(tmp_path, capsys):
     assert 'has no config.json' in capsys.readouterr().err
 
 
-# -- the classifiers (slow: two more tiny trainings) ------------------------
+# -- the other trainers (slow: more tiny trainings) -------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('trainer, extra', [
+    ('vimco', ['-iw_samples', '2', '--prior', 'learned']),
+    ('iw_vae_normflow', ['-iw_samples', '2', '-nflows', '2'])])
+def test_the_other_vae_trainers_load_and_repeat_their_test_LL(
+        trainer, extra, tmp_path, shared_data_dir):
+    from parmesan.experiments.trainers import TRAINERS
+    folder = str(tmp_path / trainer)
+    argv = TINY_IWAE[:TINY_IWAE.index('-iw_samples')] + extra + [
+        '--data-dir', shared_data_dir, '-outfolder', folder]
+    results = TRAINERS[trainer].run(argv)
+    saved = load_run(folder)
+    assert saved.trainer == trainer
+    x_test, _ = saved.test_data()
+    np.testing.assert_allclose(
+        saved.log_likelihood(x_test, k=3, show_progress=False).mean(),
+        results['test_LL'], rtol=1e-12)
+    samples = saved.sample(4)
+    assert samples.shape == (4, 784) and np.all((samples > 0) &
+                                                (samples < 1))
+    assert saved.encode(x_test[:5]).shape == (5, 3)
 
 
 @pytest.mark.slow

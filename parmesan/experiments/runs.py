@@ -65,9 +65,11 @@ class SavedRun(object):
         self.epoch = epoch
         shared = shared_state(list(functions.values()))
         self._noise = [v for v in shared if is_noise_state(v)]
+        self.results = None
         path = os.path.join(folder, 'results.json')
-        self.results = json.load(open(path)) if os.path.exists(path) \
-            else None
+        if os.path.exists(path):
+            with open(path) as stream:
+                self.results = json.load(stream)
 
     def __repr__(self):
         return '<SavedRun %s: %s after %d epochs>' % (
