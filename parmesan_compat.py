@@ -41,6 +41,11 @@ The fixes:
   to the next and each new process compiled them again. The version is
   now a SHA-256 digest of the same source: stable, so a second process
   that builds the same model compiles nothing.
+* Theano's element-wise ``maximum`` and ``minimum`` write ``nan("")`` for a
+  NaN operand, which OpenCL C lacks: no GPU kernel holding one (Theano
+  puts the shape arithmetic of reshapes there too) built on OpenCL. They
+  now return the NaN operand itself: the same results, in C that every
+  backend compiles (:func:`_nan_operand_extrema`).
 
 Parmesan's speed defaults (measured with ``benchmarks/run.py
 --ablations``) are for Parmesan's users only: they apply when ``import
@@ -237,9 +242,37 @@ def _stable_cop_cache_version(op_module):
     cop.c_code_cache_version = c_code_cache_version
 
 
+_EXTREMA_C_CODE = ('%(z)s = ((%(y)s){0}(%(x)s) ? (%(y)s) : '
+                   '((%(x)s){0}=(%(y)s) ? (%(x)s) : '
+                   '((%(x)s) != (%(x)s) ? (%(x)s) : (%(y)s))));')
+
+
+def _nan_operand_extrema(scalar_basic):
+    """Give Theano's scalar ``Maximum`` and ``Minimum`` C code without
+    ``nan("")``: where an operand is NaN, the result is that operand."""
+    for op_class, comparison in ((scalar_basic.Maximum, '>'),
+                                 (scalar_basic.Minimum, '<')):
+        template = _EXTREMA_C_CODE.format(comparison)
+        version = op_class.c_code_cache_version
+
+        def c_code(self, node, name, inputs, outputs, sub,
+                   template=template):
+            if any(i.type in scalar_basic.complex_types
+                   for i in node.inputs):
+                raise NotImplementedError()
+            (x, y), (z,) = inputs, outputs
+            return template % {'x': x, 'y': y, 'z': z}
+
+        def c_code_cache_version(self, version=version):
+            return tuple(version(self)) + ('nan-operand', 1)
+        op_class.c_code = c_code
+        op_class.c_code_cache_version = c_code_cache_version
+
+
 #: module name -> fix applied right after the module is executed
 _AFTER_IMPORT = {'theano.configparser': _add_theano_defaults,
-                 'theano.gof.op': _stable_cop_cache_version}
+                 'theano.gof.op': _stable_cop_cache_version,
+                 'theano.scalar.basic': _nan_operand_extrema}
 
 
 class _PatchAfterExec(object):

@@ -17,7 +17,10 @@ bias add into this op, whose row loop is vectorised, and the nonlinearity
 then runs on a contiguous matrix, which Theano's loop vectorises.
 
 Every op here computes what the stock Theano graph computes (the tests
-compare them in float32 and float64) and can be switched off:
+compare them in float32 and float64). Both are C ops of the CPU backend:
+on a GPU device (``THEANO_FLAGS=device=cuda0``, ``opencl0:0``) they are off
+unless switched on, so that Theano moves the stock graph to the GPU instead
+of running Adam and the bias adds on the host. They can be switched off:
 
 * for a whole process with the environment variable
   ``PARMESAN_FUSED_OPS=0`` (all of them) or ``PARMESAN_FUSED_ADAM=0``,
@@ -63,8 +66,9 @@ class _Config(object):
 
     def __init__(self):
         every = _env_flag('PARMESAN_FUSED_OPS')
-        self.fused_adam = _env_flag('PARMESAN_FUSED_ADAM', every)
-        self.row_bias = _env_flag('PARMESAN_ROW_BIAS', every)
+        on_cpu = theano.config.device.startswith('cpu')
+        self.fused_adam = _env_flag('PARMESAN_FUSED_ADAM', every and on_cpu)
+        self.row_bias = _env_flag('PARMESAN_ROW_BIAS', every and on_cpu)
         self.factored_enumeration = _env_flag(
             'PARMESAN_FACTORED_ENUMERATION', every)
 

@@ -360,3 +360,29 @@ def test_a_second_process_compiles_nothing_again(tmp_path):
               for seed in ('1', '2', '3')]
     assert counts[0] > 0
     assert counts[1] == counts[2] == counts[0]
+
+
+def test_elementwise_extrema_return_the_nan_operand_without_nan_call():
+    """Theano's maximum / minimum C code called nan(""), which OpenCL C
+    lacks; the fixed code returns the NaN operand: numpy's results, NaNs
+    included, from compiled C."""
+    import theano
+    import theano.tensor as T
+    from theano.scalar import basic
+    x, y = T.vector('x'), T.vector('y')
+    compiled = theano.function([x, y], [T.maximum(x, y), T.minimum(x, y),
+                                        2 * T.maximum(x, y) + 1])
+    assert any(isinstance(getattr(node.op, 'scalar_op', None),
+                          basic.Composite)
+               for node in compiled.maker.fgraph.toposort())
+    a = np.array([1, np.nan, 3, np.nan, -1, 0], dtype=theano.config.floatX)
+    b = np.array([2, 1, np.nan, np.nan, -1, -0.5],
+                 dtype=theano.config.floatX)
+    largest, smallest, fused = compiled(a, b)
+    np.testing.assert_array_equal(largest, np.maximum(a, b))
+    np.testing.assert_array_equal(smallest, np.minimum(a, b))
+    np.testing.assert_array_equal(fused, 2 * np.maximum(a, b) + 1)
+    node = T.maximum(x, y).owner
+    code = basic.maximum.c_code(node, 'n', ['a', 'b'], ['z'], {})
+    assert 'nan(' not in code and 'a' in code
+    assert basic.maximum.c_code_cache_version()[-2:] == ('nan-operand', 1)

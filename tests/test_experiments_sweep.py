@@ -104,6 +104,38 @@ def test_sweep_summary_matches_numpy_and_a_second_sweep_skips(
     assert capsys.readouterr().out.count('done already') == 3
 
 
+def test_runs_in_progress_are_summarised_from_their_latest_evaluation(
+        tmp_path, capsys):
+    """Unfinished runs (a log, no results.json) give their last periodic
+    test_L100 and the epoch it was taken at, flagged as in progress."""
+    outfolder = str(tmp_path / 'burda')
+    argv = ['iw_vae', '--set', 'iw_samples=5', '--seeds', '1-2',
+            '--summary-only', '-outfolder', outfolder, '--', '--preset',
+            'burda', '--eval-iw', '100']
+    rng = np.random.RandomState(0)
+    last = {}
+    for seed, epochs in ((1, 41), (2, 37)):
+        folder = os.path.join(outfolder, 'iw_samples=5', 'seed%d' % seed)
+        os.makedirs(folder)
+        with open(os.path.join(folder, 'log.jsonl'), 'w') as stream:
+            for epoch in range(1, epochs + 1):
+                row = {'epoch': epoch, 'train_bound': -100.0}
+                if epoch % 20 == 0:
+                    row['test_L100'] = last[seed] = -90 - rng.rand()
+                stream.write(json.dumps(row) + '\n')
+    rows = sweep.main(argv)
+    row, = rows
+    values = np.array([last[1], last[2]])
+    assert (row['metric'], row['status'], row['n']) == \
+        ('test_L100', 'in progress', 2)
+    assert (row['epochs_min'], row['epochs_max']) == (20, 40)
+    np.testing.assert_allclose(row['mean'], values.mean(), rtol=1e-12)
+    np.testing.assert_allclose(row['stderr'], values.std(ddof=1) /
+                               np.sqrt(2), rtol=1e-12)
+    assert row['reference'] == -85.54  # Burda et al., IWAE k=5
+    assert '| in progress |' in capsys.readouterr().out
+
+
 @pytest.mark.slow
 def test_an_interrupted_sweep_resumes_to_the_uninterrupted_result(
         tmp_path, shared_data_dir, capsys):
@@ -162,14 +194,16 @@ def test_dask_cluster_survives_a_killed_worker(tmp_path, shared_data_dir):
                 killed.append(pid)
                 return
 
-    cluster = sweep._local_cluster(2)
-    with distributed.Client(cluster) as client:
+    environment = dict(os.environ)
+    with sweep.local_cluster(2) as cluster, \
+            distributed.Client(cluster) as client:
         killer = threading.Thread(target=kill_after_first_checkpoint,
                                   args=(client,), daemon=True)
         killer.start()
         outcomes = sweep.execute(plan, scheduler=cluster.scheduler_address)
         killer.join(timeout=60)
-    cluster.close()
+    # Dask's settings for its workers do not stay in this process.
+    assert dict(os.environ) == environment
     assert killed, 'the run finished before its worker could be killed'
     assert sorted(o['action'] for o in outcomes) == ['resumed', 'started']
     for seed in (1, 2):

@@ -43,7 +43,8 @@ ENTRY_POINTS = {'vae_vanilla': vae_vanilla.main, 'iw_vae': iw_vae_main,
 # A tiny, fast-learning setting: 300 images in batches of 50 at a large
 # learning rate, so the bound rises clearly from epoch 1 to epoch 2.
 QUICK = ['--train-subset', '300', '-nepochs', '2', '--eval-subset', '50',
-         '--eval-iw', '5', '--final-iw', '5', '-eval_epoch', '1',
+         '--eval-iw', '5', '--final-iw', '5', '--test-subset', '40',
+         '-eval_epoch', '1',
          '-nhidden', '20', '-nlatent', '5', '--num-layers', '1',
          '-batch_size', '50', '-lr', '0.003']
 
@@ -177,6 +178,7 @@ def test_test_ll_is_finite_and_more_samples_give_a_tighter_bound(
         finished_run):
     _, folder, results, _ = finished_run
     assert math.isfinite(results['test_LL']) and results['test_LL'] < 0
+    assert results['test_images'] == 40  # --test-subset
     assert results['epochs'] == 2 and results['eval_importance_samples'] == 5
     for row in logged_rows(folder):
         # L_5 >= L_1 holds in expectation; 50 images make the gap of these

@@ -625,16 +625,25 @@ def _to_numpy(value):
     return np.asarray(np.asarray(value), dtype=np.float64)
 
 
-def worker(workdir):
-    """The subprocess: run every case on this process's Theano device and
-    write ``<workdir>/device.json``."""
+def worker(workdir, names):
+    """The subprocess: run the cases `names` on this process's Theano
+    device, adding each to ``<workdir>/device.json`` as it ends; the case
+    under way is named in ``<workdir>/current_case`` (a crash of the OpenCL
+    driver ends the process without a Python error)."""
     import time
     import traceback
     import theano
+    path = os.path.join(workdir, 'device.json')
     report = OrderedDict([('device', theano.config.device),
                           ('floatX', theano.config.floatX),
                           ('cases', OrderedDict())])
-    for name in CASES:
+    if os.path.exists(path):
+        with open(path) as stream:
+            report['cases'] = json.load(stream, object_pairs_hook=OrderedDict)[
+                'cases']
+    for name in names:
+        with open(os.path.join(workdir, 'current_case'), 'w') as stream:
+            stream.write(name)
         start = time.time()
         try:
             results, placements = run_case(name, workdir, 'device')
@@ -648,8 +657,9 @@ def worker(workdir):
         print('%s: %.1f s%s' % (name, entry['seconds'],
                                 ' (failed)' if 'error' in entry else ''),
               file=sys.stderr, flush=True)
-    with open(os.path.join(workdir, 'device.json'), 'w') as stream:
-        json.dump(report, stream)
+        with open(path + '.tmp', 'w') as stream:
+            json.dump(report, stream)
+        os.replace(path + '.tmp', path)
 
 
 # ---------------------------------------------------------------- the tests
@@ -712,25 +722,50 @@ def _gpuarray_headers():
 
 
 def run_worker(workdir):
-    """Run every case on device=opencl0:0 in one subprocess; its report."""
+    """Run every case on device=opencl0:0 in a subprocess; its report. A
+    case that kills the process (PoCL crashes on some kernels it cannot
+    build) is recorded as that case's error, and a new process runs the
+    cases after it."""
     env = dict(os.environ)
     # later keys win: this process's flags, then the backend's
     env['THEANO_FLAGS'] = ','.join(
         [f for f in [env.get('THEANO_FLAGS')] if f] +
         ['device=' + DEVICE, 'floatX=float32'])
-    result = subprocess.run([sys.executable, HERE, workdir], env=env,
-                            cwd=REPO, capture_output=True, text=True,
-                            timeout=3600)
-    report = os.path.join(workdir, 'device.json')
-    if result.returncode != 0 or not os.path.exists(report):
-        pytest.fail('the OpenCL worker failed (exit %d):\n%s' % (
-            result.returncode, result.stderr[-5000:]))
-    with open(report) as stream:
-        report = json.load(stream)
+    path = os.path.join(workdir, 'device.json')
+    pending = list(CASES)
+    while pending:
+        result = subprocess.run([sys.executable, HERE, workdir] + pending,
+                                env=env, cwd=REPO, capture_output=True,
+                                text=True, timeout=3600)
+        current = _read_text(os.path.join(workdir, 'current_case'))
+        if current not in pending:  # it died before its first case
+            pytest.fail('the OpenCL worker failed (exit %d):\n%s' % (
+                result.returncode, result.stderr[-5000:]))
+        report = json.loads(_read_text(path) or json.dumps(
+            {'device': DEVICE, 'floatX': 'float32', 'cases': {}}),
+            object_pairs_hook=OrderedDict)
+        if result.returncode != 0 and current not in report['cases']:
+            report['cases'][current] = {'error': (
+                'the OpenCL worker process died (exit %d) in this case:\n%s'
+                % (result.returncode, result.stderr[-3000:]))}
+            with open(path, 'w') as stream:
+                json.dump(report, stream)
+        elif result.returncode != 0:
+            pytest.fail('the OpenCL worker failed (exit %d):\n%s' % (
+                result.returncode, result.stderr[-5000:]))
+        pending = [name for name in pending if name not in report['cases']]
     if report['device'] != DEVICE:
         _unavailable('Theano did not initialise %s: %s' % (
             DEVICE, result.stderr[-2000:]))
     return report
+
+
+def _read_text(path):
+    """The file's text, or None where there is none."""
+    if not os.path.exists(path):
+        return None
+    with open(path) as stream:
+        return stream.read()
 
 
 @pytest.fixture(scope='module')
@@ -859,4 +894,4 @@ def test_checkpoints_resume_across_backends(device_report, host_results,
 
 if __name__ == '__main__':
     sys.path.insert(0, REPO)
-    worker(sys.argv[1])
+    worker(sys.argv[1], sys.argv[2:])

@@ -144,6 +144,14 @@ def test_the_switch_restores_the_stock_graph(monkeypatch):
                              capture_output=True,
                              env=dict(os.environ, PARMESAN_FUSED_OPS=value))
         assert out.stdout.strip() == expected, out.stderr[-2000:]
+    # On a GPU device (here one that cannot start: Theano carries on) the
+    # CPU-only op is off unless asked for.
+    for value, expected in (('', 'False'), ('1', 'True')):
+        out = subprocess.run([sys.executable, '-c', code], text=True,
+                             capture_output=True, env=dict(
+                                 os.environ, PARMESAN_FUSED_ADAM=value,
+                                 THEANO_FLAGS='device=cuda'))
+        assert out.stdout.strip() == expected, out.stderr[-2000:]
 
 
 def test_fused_adam_trains_lasagnes_models_like_lasagne():

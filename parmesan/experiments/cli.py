@@ -269,6 +269,7 @@ ALLOWED = dict(
     **_counts(1, 'eq_samples', 'iw_samples', 'batch_size', 'nepochs',
               'eval_epoch', 'nhidden', 'nlatent', 'nlayers', 'eval_iw',
               'final_iw', 'checkpoint_every', 'train_subset', 'eval_subset',
+              'test_subset',
               'iaf_hidden', 'ds', 'ph', 'qh', 'ql', 'mstride', 'nlpc',
               'maxiters', 'layers', 'workers'),
     **_counts(0, 'nflows', 'pl', 'al', 'zl', 'anneal_lr_epoch',

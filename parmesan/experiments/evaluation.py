@@ -148,9 +148,21 @@ def collect_statistics(collect, x, normalize_layers, batch_size=1000):
 
     Example
     -------
+    Statistics averaged over equal batches are those of the whole set:
+
+    >>> import numpy as np
+    >>> import theano, theano.tensor as T
+    >>> from lasagne.layers import InputLayer, get_output
+    >>> from parmesan.layers import NormalizeLayer
+    >>> x = T.matrix('x')
+    >>> l_bn = NormalizeLayer(InputLayer((None, 2), x),
+    ...                       alpha='running_average')
     >>> collect = theano.function([x], get_output(
-    ...     l_out, x, deterministic=True, collect=True))
-    >>> collect_statistics(collect, x_train, [l_bn1, l_bn2])
+    ...     l_bn, x, deterministic=True, collect=True))
+    >>> data = np.random.RandomState(0).normal(3, 2, (3000, 2))
+    >>> collect_statistics(collect, data.astype(theano.config.floatX), [l_bn])
+    >>> np.allclose(l_bn.mean.get_value(), data.mean(axis=0), atol=1e-4)
+    True
     """
     for layer in normalize_layers:
         if layer.alpha == 'running_average':

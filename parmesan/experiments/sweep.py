@@ -24,6 +24,7 @@ resumes. With ``--workers 1`` (the default, see the README for why) the
 runs go one after the other in this process, and Dask is not needed.
 """
 import argparse
+import contextlib
 import csv
 import itertools
 import json
@@ -291,16 +292,30 @@ def run_one(trainer_name, argv, folder, deadline=None):
             'complete': run_status(folder) == 'done'}
 
 
-def _local_cluster(workers):
+@contextlib.contextmanager
+def local_cluster(workers):
     """A Dask cluster of `workers` processes on this machine, each with
-    its share of the cores for BLAS."""
+    its share of the cores for BLAS; closed on leaving the context.
+
+    Dask's nannies put their workers' settings (``OMP_NUM_THREADS=1``,
+    ``PYTHONHASHSEED``, ...) into this process's environment and leave them
+    there; every later child process would inherit them, so the environment
+    is restored when the cluster is closed.
+    """
     from distributed import LocalCluster
     threads = str(max(1, (os.cpu_count() or 1) // workers))
-    environment = {name: threads for name in (
+    workers_environment = {name: threads for name in (
         'OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS')}
-    return LocalCluster(n_workers=workers, threads_per_worker=1,
-                        processes=True, dashboard_address=None,
-                        env=environment)
+    environment = dict(os.environ)
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1,
+                           processes=True, dashboard_address=None,
+                           env=workers_environment)
+    try:
+        yield cluster
+    finally:
+        cluster.close()
+        os.environ.clear()
+        os.environ.update(environment)
 
 
 def execute(plan, workers=1, scheduler=None, deadline=None, report=print):
@@ -329,9 +344,12 @@ def execute(plan, workers=1, scheduler=None, deadline=None, report=print):
             finished(_guarded(run_one, plan.trainer.name, argv, folder,
                               deadline))
         return outcomes
+    if scheduler is None:
+        with local_cluster(workers) as cluster:
+            return execute(plan, scheduler=cluster.scheduler_address,
+                           deadline=deadline, report=report)
     from distributed import Client, as_completed
-    cluster = None if scheduler else _local_cluster(workers)
-    with Client(scheduler or cluster) as client:
+    with Client(scheduler) as client:
         futures = {client.submit(run_one, plan.trainer.name, argv, folder,
                                  deadline, key='run-%s' % folder,
                                  pure=False): folder
@@ -342,8 +360,6 @@ def execute(plan, workers=1, scheduler=None, deadline=None, report=print):
             except Exception as error:  # noqa: B902 (reported, not hidden)
                 finished({'folder': futures[future], 'action': 'failed',
                           'error': '%s: %s' % (type(error).__name__, error)})
-    if cluster is not None:
-        cluster.close()
     return outcomes
 
 
@@ -389,30 +405,27 @@ def summarise(plan):
     trainer = plan.trainer
     rows, curves = [], OrderedDict()
     for setting in plan.settings:
-        results = [_read_json(os.path.join(plan.folder(setting, seed),
-                                           'results.json'))
-                   for seed in plan.seeds]
-        results = [r for r in results if r is not None]
-        epochs = [r.get('epochs', 0) for r in results]
-        reference = trainer.reference(results[0]['settings']) \
-            if results else None
+        finished, unfinished = [], []
+        for seed in plan.seeds:
+            folder = plan.folder(setting, seed)
+            results = _read_json(os.path.join(folder, 'results.json'))
+            if results is not None:
+                finished.append(results)
+            elif _history(folder):
+                unfinished.append(_latest_evaluation(plan, setting, seed))
+        reference = trainer.reference(_run_settings(plan, setting,
+                                                    plan.seeds[0]))
         for metric in trainer.metrics:
-            values = [r[metric] for r in results
-                      if isinstance(r.get(metric), (int, float))]
-            if not values:
-                continue
-            row = OrderedDict([('setting', plan.label(setting)),
-                               ('metric', metric)])
-            row.update(_statistics(values))
-            row['epochs_min'], row['epochs_max'] = min(epochs), max(epochs)
-            row['reference'] = reference[1] if reference and \
-                metric == trainer.metrics[0] else None
-            row['reference_label'] = reference[0] if row['reference'] \
-                is not None else None
-            rows.append(row)
+            rows += _metric_rows(plan, setting, metric, finished, reference,
+                                 'finished')
+        # Runs still going: their latest periodic evaluation, flagged.
+        for metric in sorted({key for values in unfinished
+                              for key in values if key != 'epochs'}):
+            rows += _metric_rows(plan, setting, metric, unfinished,
+                                 reference, 'in progress')
         curves[plan.label(setting)] = _curves(plan, setting)
     os.makedirs(plan.outfolder, exist_ok=True)
-    fields = ['setting', 'metric', 'n', 'mean', 'std', 'stderr',
+    fields = ['setting', 'metric', 'status', 'n', 'mean', 'std', 'stderr',
               'epochs_min', 'epochs_max', 'reference', 'reference_label']
     with open(os.path.join(plan.outfolder, 'summary.csv'), 'w',
               newline='') as stream:
@@ -423,7 +436,8 @@ def summarise(plan):
     with open(os.path.join(plan.outfolder, 'summary.md'), 'w') as stream:
         stream.write(table)
     from .plotting import plot_seed_curves
-    key = trainer.curve_key(_first_settings(plan) or {})
+    key = trainer.curve_key(_run_settings(plan, plan.settings[0],
+                                          plan.seeds[0]))
     plot_seed_curves(curves, os.path.join(plan.outfolder, 'curves.png'),
                      ylabel=key, title='%s: %s per epoch, %s' % (
                          trainer.name, key,
@@ -432,13 +446,47 @@ def summarise(plan):
     return rows
 
 
-def _first_settings(plan):
-    for setting, seed in plan.runs():
-        results = _read_json(os.path.join(plan.folder(setting, seed),
-                                          'results.json'))
-        if results:
-            return results['settings']
-    return None
+def _metric_rows(plan, setting, metric, results, reference, status):
+    """One summary row for `metric` over the runs' `results` (dicts with
+    the metric and 'epochs'), or none when no run has it."""
+    results = [r for r in results if isinstance(r.get(metric),
+                                                 (int, float))]
+    if not results:
+        return []
+    epochs = [r.get('epochs', 0) for r in results]
+    row = OrderedDict([('setting', plan.label(setting)), ('metric', metric),
+                       ('status', status)])
+    row.update(_statistics([r[metric] for r in results]))
+    row['epochs_min'], row['epochs_max'] = min(epochs), max(epochs)
+    # The paper's number sits beside the headline metric, and beside the
+    # latest evaluation of runs still in progress.
+    row['reference'] = reference[1] if reference and (
+        status != 'finished' or metric == plan.trainer.metrics[0]) else None
+    row['reference_label'] = reference[0] if row['reference'] is not None \
+        else None
+    return [row]
+
+
+def _latest_evaluation(plan, setting, seed):
+    """An unfinished run's last logged value of its trainer's curve (a
+    periodic evaluation, e.g. test_L100), with the epoch it was taken at as
+    'epochs'."""
+    key = plan.trainer.curve_key(_run_settings(plan, setting, seed))
+    evaluated = [row for row in _history(plan.folder(setting, seed))
+                 if key in row]
+    if not evaluated:
+        return {}
+    return {key: evaluated[-1][key], 'epochs': evaluated[-1]['epoch']}
+
+
+def _run_settings(plan, setting, seed):
+    """A run's settings: from its results, else from its command line."""
+    results = _read_json(os.path.join(plan.folder(setting, seed),
+                                      'results.json'))
+    if results:
+        return results['settings']
+    parser = plan.trainer.argument_parser()
+    return vars(parser.parse_args(plan.argv(setting, seed)))
 
 
 def _curves(plan, setting):
@@ -446,9 +494,7 @@ def _curves(plan, setting):
     curves = OrderedDict()
     for seed in plan.seeds:
         folder = plan.folder(setting, seed)
-        settings = (_read_json(os.path.join(folder, 'results.json')) or
-                    {}).get('settings', {})
-        key = plan.trainer.curve_key(settings)
+        key = plan.trainer.curve_key(_run_settings(plan, setting, seed))
         points = [(row['epoch'], row[key]) for row in _history(folder)
                   if key in row]
         if points:
@@ -466,10 +512,11 @@ def markdown_table(plan, rows):
     """The summary as a markdown table: per setting and metric, mean +-
     standard error over the seeds with results (std beside it)."""
     lines = ['%s sweep, seeds %s: mean +- standard error over the seeds '
-             'whose run finished (n), sample std beside it.'
+             '(n), sample std beside it; for runs still in progress, their '
+             'latest periodic evaluation and the epoch it was taken at.'
              % (plan.trainer.name, _seed_text(plan.seeds)), '',
-             '| setting | metric | mean +- s.e. | std | n | epochs | '
-             'paper |', '|---|---|---|---|---|---|---|']
+             '| setting | metric | runs | mean +- s.e. | std | n | epochs | '
+             'paper |', '|---|---|---|---|---|---|---|---|']
     for row in rows:
         epochs = str(row['epochs_min']) if row['epochs_min'] == \
             row['epochs_max'] else '%d-%d' % (row['epochs_min'],
@@ -479,9 +526,9 @@ def markdown_table(plan, rows):
             ' +- %.4g' % row['stderr']
         paper = '-' if row['reference'] is None else '%s (%s)' % (
             row['reference'], row['reference_label'])
-        lines.append('| %s | %s | %.4f%s | %s | %d | %s | %s |' % (
-            row['setting'], row['metric'], row['mean'], error, spread,
-            row['n'], epochs, paper))
+        lines.append('| %s | %s | %s | %.4f%s | %s | %d | %s | %s |' % (
+            row['setting'], row['metric'], row['status'], row['mean'],
+            error, spread, row['n'], epochs, paper))
     return '\n'.join(lines) + '\n'
 
 

@@ -54,7 +54,8 @@ FLOWS = ('planar', 'radial', 'iaf')
 #: MNIST's 60000 training images (train and validation merged) and 10000
 #: test images.
 LIMITS = {'train_subset': dict(high=60000, why='(the training images)'),
-          'eval_subset': dict(high=10000, why='(the test images)')}
+          'eval_subset': dict(high=10000, why='(the test images)'),
+          'test_subset': dict(high=10000, why='(the test images)')}
 
 #: Burda et al. (2015), MNIST, one stochastic layer.
 BURDA = dict(nhidden=200, nlatent=50, nonlin_enc='tanh', nonlin_dec='tanh',
@@ -377,8 +378,10 @@ def vae_argument_parser(description, defaults=None, binary_latents=False):
     add('--eval-subset', type=int, default=None,
         help='evaluate periodically on the first N test images only')
     add('--final-iw', type=int, default=5000,
-        help='importance samples of the final test log-likelihood, on the '
-             'whole test set')
+        help='importance samples of the final test log-likelihood')
+    add('--test-subset', type=int, default=None,
+        help='the final test log-likelihood on the first N test images '
+             'only (default: all 10,000)')
     add('--adam-epsilon', type=float, default=1e-4, help="Adam's epsilon")
     add('--max-norm', type=float, default=5.0,
         help='rescale gradients to this total norm (0: off)')
@@ -697,13 +700,15 @@ def train_and_evaluate(args, run_folder, model, schedule, x_train, x_test,
 
 
 def _final_evaluation(args, model, evaluator, history, x_test):
-    print('final evaluation: L_%d on all %d test images...'
-          % (args.final_iw, len(x_test)), flush=True)
+    x_final = x_test[:args.test_subset]
+    print('final evaluation: L_%d on %s %d test images...'
+          % (args.final_iw, 'the first' if args.test_subset else 'all',
+             len(x_final)), flush=True)
     start = time.time()
     evaluator.prepare(history[-1]['epoch'] if history else 0)
     functions = evaluator.functions
     final_ll = importance_sampled_log_likelihood(
-        functions['log_weights'], x_test, args.final_iw)
+        functions['log_weights'], x_final, args.final_iw)
     count, variances = active_units(functions['posterior_mean'], x_test)
     results = {
         'epochs': history[-1]['epoch'] if history else 0,
@@ -712,6 +717,7 @@ def _final_evaluation(args, model, evaluator, history, x_test):
         'test_LL': float(final_ll.mean()),
         'test_LL_stderr': float(final_ll.std() / np.sqrt(len(final_ll))),
         'eval_importance_samples': args.final_iw,
+        'test_images': len(x_final),
         'active_units': count,
         'last_train_bound': history[-1]['train_bound'] if history else None,
         'settings': vars(args),

@@ -283,7 +283,7 @@ class ScaleAndShiftLayer(Layer):
     >>> from parmesan.layers import NormalizeLayer, ScaleAndShiftLayer
     >>> l_h = ScaleAndShiftLayer(NormalizeLayer(InputLayer((None, 5))))
     >>> [(p.name, p.get_value().tolist()) for p in l_h.get_params()]
-    [('beta', [0.0, 0.0, 0.0, 0.0, 0.0]), ('gamma', [1.0, 1.0, 1.0, 1.0, 1.0])]
+    [('beta', [[0.0, 0.0, 0.0, 0.0, 0.0]]), ('gamma', [[1.0, 1.0, 1.0, 1.0, 1.0]])]
     """
 
     def __init__(self, incoming, axes=None, beta=init.Constant(0.),
