@@ -109,6 +109,7 @@ def test_the_final_line_says_what_was_evaluated_on_what(iwae_run):
                            'images (binarised once, seed 1234), 3 importance '
                            'samples' % (results['test_LL'],
                                         results['test_LL_stderr'])), line
+    assert results['test_images'] == 10000
 
 
 # -- checkpoints by name ---------------------------------------------------

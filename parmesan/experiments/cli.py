@@ -378,7 +378,8 @@ CONFIG_NAME = 'config.json'
 #: depend on it, e.g. the ladder's learning-rate decay.)
 RESUMABLE_SETTINGS = frozenset([
     'resume', 'outfolder', 'data_dir', 'nepochs', 'max_minutes',
-    'checkpoint_every', 'eval_epoch', 'eval_iw', 'eval_subset', 'final_iw'])
+    'checkpoint_every', 'eval_epoch', 'eval_iw', 'eval_subset', 'final_iw',
+    'test_subset'])
 
 
 def _jsonable(settings):

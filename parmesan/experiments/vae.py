@@ -735,10 +735,12 @@ def _final_evaluation(args, model, evaluator, history, x_test):
     plot_per_latent(variances, os.path.join(args.outfolder,
                                             'latent_activity.png'),
                     model.activity_label, threshold=0.01,
-                    title='active units: %d' % count)
-    print('test L_%d = %.2f +- %.2f nats on all %d test images (%s), %d '
-          'importance samples; %d active units; results in %s'
+                    title='active units: %d of %d (over the %d test images)'
+                          % (count, len(variances), len(x_test)))
+    print('test L_%d = %.2f +- %.2f nats on %s %d test images (%s), %d '
+          'importance samples; %d active units (on all %d); results in %s'
           % (args.final_iw, results['test_LL'], results['test_LL_stderr'],
-             len(x_test), test_images_phrase(args), args.final_iw, count,
+             'the first' if args.test_subset else 'all', len(x_final),
+             test_images_phrase(args), args.final_iw, count, len(x_test),
              args.outfolder), flush=True)
     return results
