@@ -533,12 +533,13 @@ def _download_or_fail(path, url, download):
     wanted = name
     if name + '.gz' in KNOWN_MD5:
         wanted = "%s or %s.gz" % (name, name)
-    how_to_fix = ("Set the environment variable %s or pass data_dir=... to a "
-                  "folder holding %s." % (DATA_DIR_ENV, wanted))
+    elsewhere = ("give the trainers --data-dir FOLDER, set the environment "
+                 "variable %s or pass data_dir=FOLDER, FOLDER holding %s"
+                 % (DATA_DIR_ENV, wanted))
+    how_to_fix = elsewhere[0].upper() + elsewhere[1:] + '.'
     if url is not None:
-        how_to_fix = ("Download %s into %s, or set the environment variable "
-                      "%s or pass data_dir=... to a folder holding %s."
-                      % (url, os.path.dirname(path), DATA_DIR_ENV, wanted))
+        how_to_fix = ("Download %s into %s, or %s."
+                      % (url, os.path.dirname(path), elsewhere))
     if not download or url is None:
         raise DatasetError("Dataset file not found: %s. %s"
                            % (path, how_to_fix))
@@ -566,6 +567,11 @@ def _download(url, path):
     # means an interrupted download never leaves a truncated file behind
     # under the real name.
     folder = os.path.dirname(path)
+    created = []  # the folders made here, deepest first
+    parent = folder
+    while parent and not os.path.exists(parent):
+        created.append(parent)
+        parent = os.path.dirname(parent)
     os.makedirs(folder, exist_ok=True)
     handle, partial = tempfile.mkstemp(
         dir=folder, prefix='.' + os.path.basename(path) + '.',
@@ -577,6 +583,13 @@ def _download(url, path):
         os.replace(partial, path)
     except BaseException:
         os.remove(partial)
+        # A failed download leaves no empty data folder (~/.parmesan/data)
+        # behind to puzzle the user.
+        for made in created:
+            try:
+                os.rmdir(made)
+            except OSError:
+                break
         raise
 
 

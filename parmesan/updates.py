@@ -61,14 +61,36 @@ def adam_with_clipping(loss, params, learning_rate, beta1=0.9, beta2=0.999,
     if fused is None:
         fused = ops.config.fused_adam
     if fused and len({p.dtype for p in params}) == 1:
-        return ops.fused_adam_updates(grads, params, learning_rate, beta1,
-                                      beta2, epsilon, max_norm, clip_value)
+        return _tag_adam_state(ops.fused_adam_updates(
+            grads, params, learning_rate, beta1, beta2, epsilon, max_norm,
+            clip_value), params)
     if max_norm is not None:
         grads = lasagne.updates.total_norm_constraint(grads, max_norm)
     if clip_value is not None:
         grads = [T.clip(g, -clip_value, clip_value) for g in grads]
-    return lasagne.updates.adam(grads, params, learning_rate=learning_rate,
-                                beta1=beta1, beta2=beta2, epsilon=epsilon)
+    return _tag_adam_state(lasagne.updates.adam(
+        grads, params, learning_rate=learning_rate, beta1=beta1, beta2=beta2,
+        epsilon=epsilon), params)
+
+
+def _tag_adam_state(updates, params):
+    """Mark Adam's moments with the parameter they belong to
+    (``variable.tag.optimizer_state = (param, 'adam_m' or 'adam_v')``) and
+    its step count with (None, 'adam_step'), so that checkpoints can name
+    them. Both implementations order the updates as m, v and the parameter
+    for each parameter, then the step count."""
+    targets = {id(param) for param in params}
+    pending = []
+    for variable in updates:
+        if id(variable) in targets:
+            for role, moment in zip(('adam_m', 'adam_v'), pending[-2:]):
+                moment.tag.optimizer_state = (variable, role)
+            pending = []
+        else:
+            pending.append(variable)
+    for step in pending:
+        step.tag.optimizer_state = (None, 'adam_step')
+    return updates
 
 
 def step_annealing_schedule(learning_rate, factor, start_epoch):

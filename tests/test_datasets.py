@@ -160,6 +160,7 @@ def test_missing_mnist_file_names_path_url_and_remedy(tmp_path):
     assert 'http://yann.lecun.com/exdb/mnist/train-images-idx3-ubyte.gz' \
         in message
     assert 'PARMESAN_DATA' in message and 'data_dir=' in message
+    assert '--data-dir' in message
 
 
 def test_missing_binarized_file_names_path_and_url(tmp_path):
@@ -206,6 +207,16 @@ def test_failed_download_raises_and_leaves_no_file(monkeypatch, tmp_path):
     assert 'http://yann.lecun.com/exdb/mnist/' + MNIST_FILES[0] in message
     assert 'no network here' in message
     assert os.listdir(tmp_path) == []
+
+
+def test_failed_download_leaves_no_empty_data_folder(monkeypatch, tmp_path):
+    monkeypatch.setattr(urllib.request, 'urlopen', _fake_urlopen(
+        [], lambda url: urllib.error.URLError('no network here')))
+    home_like = tmp_path / 'home'
+    home_like.mkdir()
+    with pytest.raises(DatasetError, match='--data-dir'):
+        load_mnist_realval(str(home_like / '.parmesan' / 'data'))
+    assert os.listdir(home_like) == []
 
 
 def test_interrupted_download_leaves_no_partial_file(monkeypatch, tmp_path):

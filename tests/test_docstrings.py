@@ -17,11 +17,7 @@ MODULES = ['parmesan_compat', 'parmesan'] + sorted(
 
 #: Modules whose examples are fragments still: being rewritten elsewhere.
 #: strict: once they run, this entry must go.
-FRAGMENTS = {
-    'parmesan.experiments.training': 'iterate_minibatches uses undefined '
-                                     'names; training.py belongs to the '
-                                     'run-folder work of issue 12',
-}
+FRAGMENTS = {}
 
 
 #: Modules whose examples compile whole models (30-50 s each).

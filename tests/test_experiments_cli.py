@@ -247,4 +247,5 @@ def test_a_stale_lock_and_partial_writes_are_cleared_at_the_start(tmp_path):
             'removed 2 temporary file(s) of interrupted writes '
             '(.checkpoint.npz.ab12cd34.tmp, tmpzz99yy88.tmp; 3000 bytes)']
         assert isinstance(run.lock, FolderLock)
-        assert sorted(os.listdir(str(tmp_path))) == ['run.lock']
+        assert sorted(os.listdir(str(tmp_path))) == ['config.json',
+                                                     'run.lock']

@@ -14,7 +14,8 @@ from scipy.special import log_softmax, logsumexp
 
 from parmesan.layers import (ClipLayer, DropoutCorruptionLayer,
                              NormalizeLayer, ScaleAndShiftLayer)
-from parmesan.experiments.m2 import MODELS, M2Model, m2_argument_parser, run
+from parmesan.experiments.m2 import (MODELS, M2Model, logged_bounds,
+                                     m2_argument_parser, run)
 from conftest import RTOL, floatx
 
 # The tiny model: 6 pixels, 3 classes, 2 latent units.
@@ -333,8 +334,16 @@ def check_run(folder, results, model):
         rows = [json.loads(line) for line in stream]
     assert [row['epoch'] for row in rows] == [1, 2]
     assert all('valid_acc' in row for row in rows)
-    key = 'train_ce' if model == 'MLP' else 'train_boundU'
-    assert rows[1][key] < rows[0][key], (key, rows)
+    if model == 'MLP':
+        assert rows[1]['train_ce'] < rows[0]['train_ce'], rows
+    else:
+        # Logged as lower bounds (negative, nats), like the VAE trainers.
+        for row in rows:
+            assert row['train_bound_unlabelled'] < 0
+            assert row['valid_bound_unlabelled'] < 0
+            assert 'train_boundU' not in row
+        assert rows[1]['train_bound_unlabelled'] > \
+            rows[0]['train_bound_unlabelled'], rows
     assert results['epochs'] == 2 and results['num_labels'] == 100
     assert 0 <= results['test_acc'] <= 1
     with open(os.path.join(folder, 'results.json')) as stream:
@@ -379,6 +388,17 @@ def test_resume_continues_exactly(tmpdir, shared_data_dir):
     # The annealing moved: 2 epochs of 10 iterations over N = 7.
     assert rows['split'][0]['sharpening'] == pytest.approx(3.0)
     assert rows['split'][0]['a_cw'] == 1.0
+
+
+def test_old_logs_read_with_the_bounds_logged_now():
+    old = {'epoch': 3, 'train_boundU': 101.5, 'train_boundL': 99.0,
+           'valid_boundU': None, 'valid_acc': 0.9}
+    assert logged_bounds(old) == {
+        'epoch': 3, 'train_bound_unlabelled': -101.5,
+        'train_bound_labelled': -99.0, 'valid_bound_unlabelled': None,
+        'valid_acc': 0.9}
+    new = {'epoch': 4, 'train_bound_unlabelled': -100.0}
+    assert logged_bounds(new) == new
 
 
 def test_models_tuple_is_the_issue_list():

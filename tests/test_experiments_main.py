@@ -11,12 +11,12 @@ from parmesan.experiments.__main__ import main
 from parmesan.experiments.trainers import TRAINERS
 
 
-def test_usage_lists_every_trainer_and_sweep(capsys):
+def test_usage_lists_every_trainer_sweep_and_evaluate(capsys):
     assert main([]) is None
     usage = capsys.readouterr().out
     names = usage.split('{')[1].split('}')[0].split(',')
-    assert names == list(TRAINERS) + ['sweep']
-    assert len(names) == 7
+    assert names == list(TRAINERS) + ['sweep', 'evaluate']
+    assert len(names) == 8
 
 
 def test_unknown_trainer_is_named():

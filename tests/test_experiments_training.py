@@ -114,6 +114,76 @@ def test_checkpoint_of_another_model_is_refused(tmp_path):
                                  np.random.RandomState())
 
 
+def test_variables_are_stored_and_matched_by_name(tmp_path):
+    path = str(tmp_path / 'named.npz')
+    weights = theano.shared(floatx(np.arange(6.).reshape(2, 3)), 'W')
+    step = theano.shared(floatx(3.0), 'step')
+    training.save_checkpoint(path, [weights, step], np.random.RandomState(1),
+                             2, [], names=['dense/W', 'adam/step'])
+    with np.load(path) as stored:
+        assert sorted(stored.files) == ['adam/step', 'dense/W', 'meta']
+        np.testing.assert_array_equal(stored['dense/W'],
+                                      np.arange(6.).reshape(2, 3))
+    # Matched by name, whatever the order.
+    other_w, other_step = theano.shared(floatx(np.zeros((2, 3)))), \
+        theano.shared(floatx(0.0))
+    epoch, _ = training.load_checkpoint(path, [other_step, other_w],
+                                        np.random.RandomState(),
+                                        names=['adam/step', 'dense/W'])
+    assert epoch == 2 and float(other_step.get_value()) == 3.0
+    np.testing.assert_array_equal(other_w.get_value(),
+                                  np.arange(6.).reshape(2, 3))
+    wide = theano.shared(floatx(np.zeros((2, 4))))
+    extra = theano.shared(floatx(0.0))
+    with pytest.raises(training.CheckpointError) as error:
+        training.load_checkpoint(path, [wide, extra], np.random.RandomState(),
+                                 names=['dense/W', 'dense/b'])
+    message = str(error.value)
+    assert 'missing from it: dense/b' in message
+    assert 'not in this model: adam/step' in message
+    assert 'shapes differ: dense/W (checkpoint (2, 3), model (2, 4))' in \
+        message
+    # Nothing was changed by the refused load.
+    assert not wide.get_value().any()
+
+
+def test_a_first_format_checkpoint_is_read_by_position(tmp_path):
+    """Checkpoints of older versions: entries var_0000, ... in order."""
+    path = str(tmp_path / 'old.npz')
+    rng = np.random.RandomState(4)
+    meta = {'epoch': 5, 'history': [{'epoch': 5}], 'names': ['None', 'b'],
+            'rng': training._rng_to_json(rng.get_state())}
+    np.savez(path, var_0000=np.ones(2), var_0001=np.full(3, 7.),
+             meta=np.array(json.dumps(meta)))
+    a, b = theano.shared(floatx(np.zeros(2))), \
+        theano.shared(floatx(np.zeros(3)))
+    named = theano.shared(floatx(np.zeros(3)), 'only_this')
+    restored = np.random.RandomState(0)
+    epoch, history = training.load_checkpoint(path, [named], restored,
+                                              positional=[a, b])
+    assert (epoch, history) == (5, [{'epoch': 5}])
+    assert a.get_value().tolist() == [1, 1] and b.get_value()[0] == 7
+    assert restored.randint(1000) == np.random.RandomState(4).randint(1000)
+
+
+def test_noise_is_reseeded_from_seed_epoch_and_position():
+    from theano.sandbox.rng_mrg import MRG_RandomStreams
+    streams = MRG_RandomStreams(3)
+    draw = theano.function([], streams.uniform((4,)))
+    state = streams.state_updates[0][0]
+    assert training.is_noise_state(state)
+    assert not training.is_noise_state(theano.shared(floatx(0.0)))
+    training.reseed_noise([state], seed=5, epoch=2)
+    first = draw()
+    training.reseed_noise([state], seed=5, epoch=2)
+    np.testing.assert_array_equal(draw(), first)
+    training.reseed_noise([state], seed=5, epoch=3)
+    assert not np.array_equal(draw(), first)
+    training.reseed_noise([state], seed=5, epoch=2, stage='training')
+    assert not np.array_equal(draw(), first)
+    assert np.all((first > 0) & (first < 1))
+
+
 TINY = ['--train-subset', '200', '-nhidden', '16', '-nlatent', '4',
         '-batch_size', '50', '-iw_samples', '2', '-eval_epoch', '100',
         '--eval-iw', '3', '--eval-subset', '50', '--final-iw', '3',

@@ -14,6 +14,9 @@ plots and command line.
   (``python -m parmesan.experiments NAME``), and
   :mod:`~parmesan.experiments.sweep`: any of them over seeds and settings,
   locally or on Dask (``examples/sweep.py``, ``examples/m2_multiseed.py``);
+* :mod:`~parmesan.experiments.runs`: a saved run folder rebuilt as a model
+  (:func:`load_run`) and evaluated (``python -m parmesan.experiments
+  evaluate FOLDER``);
 * shared: :mod:`~parmesan.experiments.model` (the interface of the model
   classes), :mod:`~parmesan.experiments.training` (the loop, checkpoints,
   logs), :mod:`~parmesan.experiments.evaluation`,
@@ -22,3 +25,14 @@ plots and command line.
 The library (:mod:`parmesan.layers`, :mod:`parmesan.distributions`, ...)
 never imports this package.
 """
+
+__all__ = ['load_run']
+
+
+def __getattr__(name):
+    # load_run on first use: importing the package alone compiles nothing
+    # and does not import Theano.
+    if name == 'load_run':
+        from .runs import load_run
+        return load_run
+    raise AttributeError('module %r has no attribute %r' % (__name__, name))

@@ -12,12 +12,23 @@ flag accepts; :func:`parse_args` applies it (and the checks of the output
 folder and of the checkpoint to resume from) before anything is loaded or
 compiled, so a bad value stops the run at once with a message naming the
 flag, the value and what is allowed.
+
+Run configuration: every run writes ``OUTFOLDER/config.json`` when it starts
+(:func:`write_config`): its settings, trainer, seed, command line, the
+versions of Python, numpy, Theano, Lasagne and Parmesan, and Theano's floatX
+and device. ``--resume`` compares the new settings with it before anything
+loads and refuses any that differ, naming each flag with its old and new
+value, except those of :data:`RESUMABLE_SETTINGS` (the output and data
+folders, the budget and the evaluation schedule), which a resumed run may
+change. A run without config.json (written by an older Parmesan) resumes
+with a warning.
 """
 import argparse
 import difflib
 import json
 import math
 import os
+import platform
 import socket
 import sys
 import tempfile
@@ -34,7 +45,9 @@ from .training import (CheckpointError, FolderInUseError, FolderLock, Run,
 __all__ = ['NONLINEARITIES', 'str2bool', 'number_list', 'argument_parser',
            'add_run_flags', 'Allowed', 'ALLOWED', 'flag_name', 'given_flags',
            'check_args', 'check_outfolder', 'parse_args', 'start_run',
-           'write_results']
+           'write_results', 'CONFIG_NAME', 'RESUMABLE_SETTINGS',
+           'read_config', 'check_resume_settings', 'write_config',
+           'versions']
 
 #: Every ``-nonlin*`` / ``--nonlinearity`` choice, by name.
 NONLINEARITIES = OrderedDict([
@@ -151,7 +164,10 @@ def add_run_flags(parser, outfolder, seed=1234, checkpoint_every=10,
         help='folder with the data files (default: $PARMESAN_DATA, else '
              '~/.parmesan/data)')
     add('--resume', action='store_true',
-        help='continue from OUTFOLDER/checkpoint.npz')
+        help='continue from OUTFOLDER/checkpoint.npz, with the settings of '
+             'OUTFOLDER/config.json (only the folders, -nepochs, '
+             '--max-minutes, --checkpoint-every and the evaluation flags '
+             'may change)')
     add('--max-minutes', type=float, default=None,
         help='stop training after this wall time (at an epoch boundary, '
              'with a checkpoint), then evaluate')
@@ -352,6 +368,125 @@ def check_outfolder(parser, folder):
         parser.error('-outfolder %s %s' % (folder, problem))
 
 
+#: The file in the output folder that describes the run.
+CONFIG_NAME = 'config.json'
+
+#: The settings (argparse destinations) a resumed run may change: where the
+#: run and its data are, how long it trains, how often it checkpoints, and
+#: how (often) it is evaluated. Every other setting must equal the
+#: run's config.json. (A longer -nepochs also stretches the schedules that
+#: depend on it, e.g. the ladder's learning-rate decay.)
+RESUMABLE_SETTINGS = frozenset([
+    'resume', 'outfolder', 'data_dir', 'nepochs', 'max_minutes',
+    'checkpoint_every', 'eval_epoch', 'eval_iw', 'eval_subset', 'final_iw',
+    'test_subset'])
+
+
+def _jsonable(settings):
+    """`settings` (a dict) as JSON gives them back (tuples as lists)."""
+    return json.loads(json.dumps(settings, default=str))
+
+
+def read_config(folder):
+    """The config.json of the run in `folder` (a dict), or None if it has
+    none."""
+    path = os.path.join(folder, CONFIG_NAME)
+    if not os.path.exists(path):
+        return None
+    with open(path) as stream:
+        return json.load(stream)
+
+
+def check_resume_settings(parser, args):
+    """With ``--resume``: stop with a usage error (exit status 2) naming
+    every flag whose value differs from the run's config.json, with its old
+    and new value, unless it is one of :data:`RESUMABLE_SETTINGS`. A run
+    without config.json resumes with a warning."""
+    try:
+        stored = read_config(args.outfolder)
+    except ValueError as error:
+        parser.exit(2, '%s: error: --resume: %s cannot be read (%s)\n' % (
+            parser.prog, os.path.join(args.outfolder, CONFIG_NAME), error))
+    if stored is None:
+        sys.stderr.write(
+            'warning: --resume: %s has no %s (a run of an older Parmesan), so '
+            'its settings cannot be checked against these; resuming with '
+            'these.\n' % (args.outfolder, CONFIG_NAME))
+        return
+    missing = object()
+    old, new = stored.get('settings', {}), _jsonable(vars(args))
+    differ = ['%s was %s, now %s' % (
+        flag_name(parser, dest),
+        'unset' if old.get(dest, missing) is missing else
+        json.dumps(old[dest]),
+        'unset' if new.get(dest, missing) is missing else
+        json.dumps(new[dest]))
+        for dest in sorted(set(old) | set(new))
+        if dest not in RESUMABLE_SETTINGS and
+        old.get(dest, missing) != new.get(dest, missing)]
+    if differ:
+        parser.exit(2, '%s: error: --resume: the settings differ from those '
+                    'of the run in %s (%s): %s. Resume with the run\'s '
+                    'settings (only %s may change), or start a new run in '
+                    'another -outfolder.\n' % (
+                        parser.prog, args.outfolder, CONFIG_NAME,
+                        '; '.join(differ), ', '.join(
+                            flag_name(parser, dest) for dest in
+                            sorted(RESUMABLE_SETTINGS)
+                            if any(a.dest == dest for a in parser._actions)
+                            and dest != 'resume')))
+
+
+def versions():
+    """The versions of what a run depends on, and Theano's floatX and
+    device."""
+    import theano
+    from .. import __version__
+    return OrderedDict([
+        ('python', platform.python_version()),
+        ('numpy', np.__version__), ('theano', theano.__version__),
+        ('lasagne', lasagne.__version__), ('parmesan', __version__),
+        ('floatX', theano.config.floatX),
+        ('device', str(theano.config.device))])
+
+
+def write_config(args, argv, trainer=None, command=None):
+    """Write OUTFOLDER/config.json atomically: the settings, trainer, seed,
+    command line and versions of a run starting now; when resuming, keep
+    the run's first start and add this one to its ``resumes``, with the
+    settings it changed.
+
+    Returns
+    -------
+    dict, what was written.
+    """
+    command = command or ' '.join([os.path.basename(sys.argv[0])] +
+                                  list(argv))
+    settings = _jsonable(vars(args))
+    started = time.strftime('%Y-%m-%d %H:%M:%S')
+    previous = read_config(args.outfolder) if args.resume else None
+    if previous is not None:
+        config = previous
+        changed = OrderedDict(
+            (dest, [config['settings'].get(dest), value])
+            for dest, value in sorted(settings.items())
+            if config['settings'].get(dest) != value and dest != 'resume')
+        config.setdefault('resumes', []).append(OrderedDict([
+            ('started', started), ('command', command), ('argv', list(argv)),
+            ('changed', changed), ('versions', versions())]))
+        config['settings'] = settings
+    else:
+        config = OrderedDict([
+            ('trainer', trainer), ('seed', getattr(args, 'seed', None)),
+            ('command', command), ('argv', list(argv)), ('started', started),
+            ('settings', settings), ('versions', versions()),
+            ('resumes', [])])
+    text = json.dumps(config, indent=2)
+    atomic_write(os.path.join(args.outfolder, CONFIG_NAME),
+                 lambda stream: stream.write(text), 'w')
+    return config
+
+
 def parse_args(parser, argv, limits=None, preset=None, outfolder=None,
                check=None):
     """Parse `argv` and check every setting before anything is loaded or
@@ -407,10 +542,11 @@ def parse_args(parser, argv, limits=None, preset=None, outfolder=None,
             except CheckpointError as error:
                 parser.exit(2, '%s: error: --resume: %s\n'
                             % (parser.prog, error))
+            check_resume_settings(parser, args)
     return args if preset is None else (args, extra)
 
 
-def start_run(args, argv, extra_header=''):
+def start_run(args, argv, extra_header='', trainer=None):
     """Take the output folder, seed the random generators and describe the
     run: the start-up every trainer shares.
 
@@ -432,6 +568,10 @@ def start_run(args, argv, extra_header=''):
         The command line, for the log header.
     extra_header : str
         More lines for the header of ``log.txt``.
+    trainer : str, optional
+        The trainer's name (:data:`parmesan.experiments.trainers.TRAINERS`),
+        recorded in OUTFOLDER/config.json (:func:`write_config`), which is
+        written once the folder is taken.
 
     Returns
     -------
@@ -459,6 +599,7 @@ def start_run(args, argv, extra_header=''):
                      '(%s; %d bytes)' % (
                          len(removed), ', '.join(name for name, _ in removed),
                          sum(size for _, size in removed)))
+    write_config(args, argv, trainer, command)
     rng = np.random.RandomState(args.seed)
     lasagne.random.set_rng(np.random.RandomState(args.seed + 1))
     header = 'command: %s\nsettings: %s' % (
@@ -469,7 +610,7 @@ def start_run(args, argv, extra_header=''):
         time.time() + 60 * args.max_minutes
     return Run(args.outfolder, rng, header, resume=args.resume,
                checkpoint_every=args.checkpoint_every, deadline=deadline,
-               lock=lock, notes=notes)
+               lock=lock, notes=notes, seed=args.seed)
 
 
 def write_results(outfolder, results):

@@ -47,12 +47,12 @@ from .cli import (NONLINEARITIES, add_run_flags, argument_parser,
 from .compiling import compiling
 from .evaluation import classification_error, collect_statistics
 from .model import ExperimentModel
-from .plotting import plot_history
+from .plotting import plot_history, plot_panels
 from .training import check_finite, fit, progress, semi_supervised_batches
 
 __all__ = ['COMBINATORS', 'PAPER_TEST_ERROR', 'LadderNetwork',
-           'select_labelled', 'ladder_argument_parser', 'load_data', 'run',
-           'parse_run_args']
+           'select_labelled', 'ladder_argument_parser', 'load_data',
+           'build_model', 'run', 'parse_run_args']
 
 #: The combinators g(u, z) of the decoder, by their ``-combinator`` name.
 COMBINATORS = OrderedDict([('gauss', GaussianDenoiseLayer),
@@ -581,18 +581,30 @@ def _epoch_trainer(train, names, x_train, t_train, labelled_indices,
     return train_epoch
 
 
-def _plotter(args):
-    title = os.path.basename(os.path.normpath(args.outfolder))
+def _plotter(args, data):
+    name = os.path.basename(os.path.normpath(args.outfolder))
+    held_out = ', '.join(
+        '%s on %d %s images' % (key, len(data['x_' + part]), part)
+        for key, part in (('valid_error', 'valid'), ('test_error', 'test'))
+        if data['x_' + part] is not None)
+    error_title = ('%s: error of the clean path; train_error on the labelled '
+                   'rows of each batch, %s' % (name, held_out))
+    cost_title = ('%s: training costs (means over the epoch); total = '
+                  'class cost + the denoising costs weighted by -lambdas'
+                  % name)
 
     def plots(history):
         plot_history(history, ['train_error', 'valid_error', 'test_error'],
-                     os.path.join(args.outfolder, 'errors.png'), title=title,
-                     ylabel='error (%)')
-        plot_history(history, ['train_cost', 'train_class_cost'] +
-                     ['train_denoise%d' % depth
-                      for depth in range(len(args.layers))],
-                     os.path.join(args.outfolder, 'costs.png'), title=title,
-                     ylabel='cost')
+                     os.path.join(args.outfolder, 'errors.png'),
+                     title=error_title, ylabel='error (%)')
+        # The total (~100 with the paper's lambdas) on its own axis, the
+        # unweighted per-layer costs (~1) on a log axis below it.
+        plot_panels(history, [
+            (['train_cost'], 'total cost'),
+            (['train_class_cost'] + ['train_denoise%d' % depth
+                                     for depth in range(len(args.layers))],
+             'cost', True)],
+            os.path.join(args.outfolder, 'costs.png'), title=cost_title)
     return plots
 
 
@@ -618,7 +630,7 @@ def run(argv=None, description='Ladder network on MNIST.'):
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_run_args(argv, description)
-    with start_run(args, argv) as run_folder:
+    with start_run(args, argv, trainer='mnist_ladder') as run_folder:
         return _train_ladder(args, run_folder)
 
 
@@ -626,6 +638,13 @@ def parse_run_args(argv, description='Ladder network on MNIST.'):
     """The flags of :func:`run`, parsed and checked without training."""
     return parse_args(ladder_argument_parser(description), argv,
                       limits=_limits, check=_check_args)
+
+
+def build_model(args):
+    """The :class:`LadderNetwork` of parsed flags."""
+    return LadderNetwork(args.layers, noise_std=args.noise_std,
+                         combinator=args.combinator,
+                         nonlinearity=NONLINEARITIES[args.nonlinearity])
 
 
 def _train_ladder(args, run_folder):
@@ -639,9 +658,7 @@ def _train_ladder(args, run_folder):
     run_folder.header += '\nlabelled rows: %d of %d' % (
         len(labelled_indices), len(x_train))
 
-    net = LadderNetwork(args.layers, noise_std=args.noise_std,
-                        combinator=args.combinator,
-                        nonlinearity=NONLINEARITIES[args.nonlinearity])
+    net = build_model(args)
     learning_rate = theano.shared(lasagne.utils.floatX(args.lr), 'lr')
     with compiling('the training function'):
         train, names = net.compile_train(learning_rate, args.lambdas)
@@ -659,7 +676,7 @@ def _train_ladder(args, run_folder):
             evaluation['predict'], data['x_test'], data['t_test'])
         return row
 
-    plots = _plotter(args)
+    plots = _plotter(args, data)
     history = fit(_epoch_trainer(train, names, x_train, t_train,
                                  labelled_indices, args.batch_size, rng),
                   args.nepochs, run_folder,
@@ -668,18 +685,22 @@ def _train_ladder(args, run_folder):
                   schedule=linear_decay_schedule(
                       args.lr, args.decay_start_epoch, args.nepochs),
                   evaluate=evaluate, eval_every=args.eval_epoch,
-                  after_epoch=plots)
+                  after_epoch=plots, model=net)
     final = history[-1] if history and 'test_error' in history[-1] else None
     if final is None:
         # Stopped by the time budget between two evaluations.
+        run_folder.reseed_evaluation(history[-1]['epoch'] if history else 0)
         final = evaluate()
     if history:
         plots(history)
     results = _results(args, history, final, labelled_indices, len(x_train))
     write_results(args.outfolder, results)
-    print('test error %.2f %% after %d epochs (paper: %s %%); results in %s'
-          % (results['test_error'], results['epochs'],
-             results['paper_test_error'], args.outfolder), flush=True)
+    print('test error %.2f %% on all %d test images (clean path, batch-norm '
+          'statistics of the %d training images) after %d epochs (paper: '
+          '%s %%); results in %s'
+          % (results['test_error'], len(data['x_test']), len(x_train),
+             results['epochs'], results['paper_test_error'], args.outfolder),
+          flush=True)
     return results
 
 

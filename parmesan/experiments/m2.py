@@ -99,7 +99,8 @@ from .training import (check_finite, fit, iterate_minibatches, progress,
                        semi_supervised_batches)
 
 __all__ = ['MODELS', 'VAE_SSL_VALID_ACCURACY', 'LIMITS', 'maxout_block',
-           'M2Model', 'm2_argument_parser', 'default_outfolder',
+           'M2Model', 'LOGGED_BOUNDS', 'logged_bounds', 'm2_argument_parser',
+           'default_outfolder',
            'parse_run_args', 'load_data', 'build_model', 'run']
 
 #: The ``-model`` choices.
@@ -604,10 +605,37 @@ class M2Model(ExperimentModel):
         return functions
 
 
-#: What the training function returns, in order, per kind of model.
+#: What the training function returns, in order, per kind of model
+#: (boundU and boundL are the negative bounds U(x) and L(x, y) it
+#: minimises).
 M2_TRAIN_KEYS = ('loss', 'boundU', 'boundL', 'ce', 'acc_labelled', 'kl_y',
                  'kl_z', 'nll_x', 'a_cw', 'sharpening')
 MLP_TRAIN_KEYS = ('loss', 'ce', 'acc_labelled')
+
+#: The logged bounds: lower bounds, negative like the VAE trainers' (the
+#: training function's negative bounds with their sign flipped), by the
+#: names that earlier versions logged positive.
+LOGGED_BOUNDS = OrderedDict([
+    ('train_boundU', 'train_bound_unlabelled'),
+    ('train_boundL', 'train_bound_labelled'),
+    ('valid_boundU', 'valid_bound_unlabelled'),
+])
+
+
+def logged_bounds(row):
+    """A log row with the negative bounds of earlier versions
+    (``train_boundU``: U(x) >= -log p(x)) as the lower bounds logged now
+    (``train_bound_unlabelled`` = -U(x) <= log p(x)), so that old logs plot
+    and compare with new ones; other rows are returned as they are.
+
+    Example
+    -------
+    >>> logged_bounds({'epoch': 1, 'train_boundU': 120.5})
+    OrderedDict([('epoch', 1), ('train_bound_unlabelled', -120.5)])
+    """
+    return OrderedDict((LOGGED_BOUNDS.get(key, key),
+                        -value if key in LOGGED_BOUNDS and value is not None
+                        else value) for key, value in row.items())
 
 
 # ---------------------------------------------------------------- trainer
@@ -779,8 +807,9 @@ def _epoch_trainer(train, names, args, data, rng):
             values = check_finite(train(*inputs), 'epoch %d, batch %d of %d'
                                   % (epoch, index + 1, len(batches)), names)
             sums += values
-        row = OrderedDict(('train_' + key, float(value))
-                          for key, value in zip(names, sums / len(batches)))
+        row = logged_bounds(OrderedDict(
+            ('train_' + key, float(value))
+            for key, value in zip(names, sums / len(batches))))
         if not is_mlp:
             # Annealed values at the end of the epoch, not their means.
             row['a_cw'] = float(values[names.index('a_cw')])
@@ -824,22 +853,28 @@ class _Evaluator(object):
         row = OrderedDict()
         row['valid_acc'] = float(np.mean(probs.argmax(1) == t_valid))
         if bound is not None:
-            row['valid_boundU'] = float(bound.mean())
+            row['valid_bound_unlabelled'] = -float(bound.mean())
         return row
 
 
-def _plotter(args):
+def _plotter(args, data):
     name = '%s seed %d' % (args.model, args.seed)
+    accuracy_title = ('%s: accuracy of q(y|x) on the labelled rows of each '
+                      'batch (train) and on %s validation images'
+                      % (name, _how_many(len(data['x_valid']),
+                                         args.eval_subset)))
 
     def plots(history):
         plot_history(history, ['train_acc_labelled', 'valid_acc'],
                      os.path.join(args.outfolder, 'accuracy.png'),
-                     title=name, ylabel='accuracy')
+                     title=accuracy_title, ylabel='accuracy')
         if args.model != 'MLP':
-            plot_history(history, ['train_boundU', 'train_boundL',
-                                   'valid_boundU'],
+            plot_history([logged_bounds(row) for row in history],
+                         list(LOGGED_BOUNDS.values()),
                          os.path.join(args.outfolder, 'curves.png'),
-                         title=name, ylabel='negative bound, nats')
+                         title='%s: lower bounds on log p(x) (unlabelled) '
+                               'and log p(x, y) (labelled)' % name,
+                         ylabel='bound, nats')
         else:
             plot_history(history, ['train_ce'],
                          os.path.join(args.outfolder, 'curves.png'),
@@ -868,7 +903,7 @@ def run(argv=None, description='Train an M2 model on MNIST with 100 labels.'):
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_run_args(argv, description)
-    with start_run(args, argv) as run_folder:
+    with start_run(args, argv, trainer='m2') as run_folder:
         return _train_m2(args, run_folder)
 
 
@@ -895,12 +930,16 @@ def _train_m2(args, run_folder):
                                                   LR_FLOOR),
                   evaluate=lambda epoch: evaluator.validation_row(
                       epoch, data['x_valid'], data['t_valid']),
-                  eval_every=args.eval_epoch, after_epoch=_plotter(args))
+                  eval_every=args.eval_epoch, after_epoch=_plotter(args, data),
+                  model=model)
+    run_folder.reseed_evaluation(history[-1]['epoch'] if history else 0)
     return _final_evaluation(args, model, evaluator, history, data)
 
 
 def _final_evaluation(args, model, evaluator, history, data):
-    print('final evaluation on the validation and test sets...', flush=True)
+    print('final evaluation on the validation and test sets (%d and %d '
+          'images)...' % (len(data['x_valid']), len(data['x_test'])),
+          flush=True)
     start = time.time()
     last_epoch = history[-1]['epoch'] if history else 0
     evaluator.prepare(last_epoch)
@@ -927,10 +966,10 @@ def _final_evaluation(args, model, evaluator, history, data):
         ('test_error_percent', round(100 * (1 - test_acc), 2)),
         ('best_valid_acc', best['valid_acc'] if best else None),
         ('best_valid_epoch', best['epoch'] if best else None),
-        ('valid_boundU', None if valid_bound is None
-         else float(valid_bound.mean())),
-        ('test_boundU', None if test_bound is None
-         else float(test_bound.mean())),
+        ('valid_bound_unlabelled', None if valid_bound is None
+         else -float(valid_bound.mean())),
+        ('test_bound_unlabelled', None if test_bound is None
+         else -float(test_bound.mean())),
         ('vae_ssl_valid_acc', VAE_SSL_VALID_ACCURACY.get(args.model)),
         ('last_train', history[-1] if history else None),
         ('labelled_rows', data['labelled'].tolist()),
@@ -945,11 +984,20 @@ def _final_evaluation(args, model, evaluator, history, data):
                         'E KL(q(z_u|x,y) || p(z_u)), nats',
                         title='%s: KL per latent unit (validation, '
                               'expected under q(y|x))' % args.model)
-    print('%s seed %d: validation accuracy %.4f, test accuracy %.4f '
-          '(%.2f %% error); results in %s'
-          % (args.model, args.seed, valid_acc, test_acc,
-             results['test_error_percent'], args.outfolder), flush=True)
+    print('%s seed %d: validation accuracy %.4f on %s validation images, '
+          'test accuracy %.4f (%.2f %% error) on %s test images (binarised '
+          'once, seeds 1235 and 1234); results in %s'
+          % (args.model, args.seed, valid_acc,
+             _how_many(len(data['x_valid']), args.eval_subset), test_acc,
+             results['test_error_percent'],
+             _how_many(len(data['x_test']), args.eval_subset),
+             args.outfolder), flush=True)
     return results
+
+
+def _how_many(count, subset):
+    """'all 10000' or 'the first 100' (with --eval-subset)."""
+    return ('the first %d' if subset else 'all %d') % count
 
 
 def _sample_grid(decode, model, path, columns=10):
@@ -960,5 +1008,6 @@ def _sample_grid(decode, model, path, columns=10):
     y = np.repeat(np.eye(num_classes), columns, axis=0).astype(
         theano.config.floatX)
     save_image_grid(decode(y, z), path, columns=columns,
-                    title='p(x | y, z): row = class 0..%d, column = one z'
-                          % (num_classes - 1))
+                    title='means of p(x | y, z): one row per class y, one '
+                          'z ~ N(0, I) per column',
+                    row_labels=['y = %d' % c for c in range(num_classes)])

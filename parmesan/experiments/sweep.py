@@ -439,8 +439,10 @@ def summarise(plan):
     key = trainer.curve_key(_run_settings(plan, plan.settings[0],
                                           plan.seeds[0]))
     plot_seed_curves(curves, os.path.join(plan.outfolder, 'curves.png'),
-                     ylabel=key, title='%s: %s per epoch over seeds %s'
-                     % (trainer.name, key, _seed_text(plan.seeds)))
+                     ylabel=key, title='%s: %s per epoch, %s' % (
+                         trainer.name, key,
+                         'seed %s' % plan.seeds[0] if len(plan.seeds) == 1
+                         else 'mean over seeds %s' % _seed_text(plan.seeds)))
     return rows
 
 

@@ -4,10 +4,14 @@ folder to one run, and a progress display.
 
 A trainer compiles its Theano functions, then hands :func:`fit` a function
 that runs one epoch and, optionally, one that evaluates. :func:`fit` owns
-everything around them. Checkpoints hold every shared variable the compiled
-functions use (parameters, optimiser moments, the noise streams of the
-sample layers, batch-norm statistics, the learning rate) and the numpy
-random state, so ``--resume`` continues to the identical state.
+everything around them. Checkpoints hold, each under a stable name
+(:func:`state_names`), the state that training continues from: the
+parameters, batch-norm statistics, optimiser moments, the learning rate,
+and the numpy random state, so ``--resume`` continues to the identical
+state. The noise streams are not stored: they are reseeded from the run's
+seed and the epoch before every epoch and every evaluation
+(:func:`reseed_noise`), which also makes every evaluation reproducible,
+from a saved run too.
 """
 import atexit
 import errno
@@ -22,8 +26,12 @@ import zipfile
 from collections import OrderedDict
 
 import numpy as np
+from theano.compile import SharedVariable
+from theano.sandbox.rng_mrg import MRG_RandomStreams, mrg_uniform_base
 
 __all__ = ['iterate_minibatches', 'semi_supervised_batches', 'shared_state',
+           'is_noise_state', 'state_names', 'checkpointed_state',
+           'reseed_noise', 'read_checkpoint_arrays', 'assign_by_name',
            'save_checkpoint', 'load_checkpoint', 'verify_checkpoint',
            'CheckpointError', 'CheckpointWriteError', 'NonFiniteError',
            'check_finite', 'atomic_write', 'remove_partial_writes',
@@ -44,8 +52,9 @@ def iterate_minibatches(num_examples, batch_size, rng=None, drop_last=False):
 
     Example
     -------
-    >>> for rows in iterate_minibatches(len(x), 100, rng):
-    ...     train(x[rows])
+    >>> rng = np.random.RandomState(0)
+    >>> [rows.tolist() for rows in iterate_minibatches(5, 2, rng)]
+    [[2, 0], [1, 3], [4]]
     """
     if batch_size < 1:
         raise ValueError('batch_size must be at least 1, got %r' % batch_size)
@@ -130,8 +139,171 @@ def shared_state(functions):
     seen = OrderedDict()
     for function in functions:
         for variable in function.get_shared():
+            # Clones of a shared variable (e.g. the copies that carry the
+            # batch-norm collection updates) share its storage: one entry.
+            seen.setdefault(id(variable.container), variable)
+    return list(seen.values())
+
+
+def _first_format_state(functions):
+    """The variables, in order, that checkpoints of the first format
+    stored: every shared variable, noise streams and clones included."""
+    seen = OrderedDict()
+    for function in functions:
+        for variable in function.get_shared():
             seen.setdefault(id(variable), variable)
     return list(seen.values())
+
+
+def is_noise_state(variable):
+    """Whether `variable` is the state of a Theano MRG noise stream (one per
+    random draw in a graph, e.g. of a sample layer)."""
+    update = getattr(variable, 'default_update', None)
+    owner = getattr(update, 'owner', None)
+    return owner is not None and isinstance(owner.op, mrg_uniform_base)
+
+
+def checkpointed_state(functions):
+    """Split the shared variables of compiled `functions` (the training
+    function first) into what a checkpoint holds and the noise streams,
+    which are reseeded instead of stored (:func:`reseed_noise`).
+
+    Returns
+    -------
+    (state, training_noise, evaluation_noise): lists of shared variables;
+    the noise streams of the training function, and those only the
+    evaluation functions draw from.
+    """
+    training = {id(variable) for variable in functions[0].get_shared()} \
+        if functions else set()
+    state, training_noise, evaluation_noise = [], [], []
+    for variable in shared_state(functions):
+        if not is_noise_state(variable):
+            state.append(variable)
+        elif id(variable) in training:
+            training_noise.append(variable)
+        else:
+            evaluation_noise.append(variable)
+    return state, training_noise, evaluation_noise
+
+
+#: The uses of :func:`reseed_noise`, each with its own noise.
+_NOISE_STAGES = ('evaluation', 'training')
+
+
+def reseed_noise(streams, seed, epoch, stage='evaluation'):
+    """Set every noise stream in `streams` to a state that depends only on
+    `seed`, `epoch`, `stage` and its position in the list.
+
+    The trainers reseed the training noise before every epoch and the
+    evaluation noise before every evaluation, so neither is stored in a
+    checkpoint (they are the bulk of a small model's state: 15360 MRG
+    streams, 369 kB, per random draw in a graph), a resumed run draws the
+    same noise as one that ran straight through, and an evaluation of the
+    model after `epoch` draws the same noise whenever it is repeated (also
+    from a saved run, :func:`parmesan.experiments.runs.load_run`).
+
+    Parameters
+    ----------
+    streams : list of MRG state shared variables (:func:`is_noise_state`)
+    seed, epoch : int
+    stage : 'evaluation' or 'training'
+
+    Example
+    -------
+    >>> reseed_noise(run.evaluation_noise, 1234, 7)     # doctest: +SKIP
+    """
+    purpose = _NOISE_STAGES.index(stage)
+    for index, stream in enumerate(streams):
+        count = stream.get_value(borrow=True).shape[0]
+        start = np.random.RandomState(
+            [int(seed), int(epoch), index, purpose]).randint(1, 2 ** 30)
+        stream.set_value(MRG_RandomStreams(int(start)).get_substream_rstates(
+            count, 'float32', inc_rstate=False))
+
+
+def _noise_streams(owner):
+    """The MRG_RandomStreams among `owner`'s attributes."""
+    return [value for _, value in sorted(vars(owner).items())
+            if isinstance(value, MRG_RandomStreams)]
+
+
+def _model_names(model):
+    """id(shared variable's storage) -> name for the parameters and noise streams of
+    `model` (an :class:`~parmesan.experiments.model.ExperimentModel`)."""
+    from lasagne.layers import Layer, get_all_layers
+    layers = get_all_layers(list(model.output_layers))
+    attribute = {}
+    for key, value in sorted(vars(model).items()):
+        if isinstance(value, Layer):
+            attribute.setdefault(id(value), key)
+    names = OrderedDict()
+    for index, layer in enumerate(layers):
+        path = attribute.get(id(layer)) or 'layer%02d_%s' % (
+            index, type(layer).__name__)
+        for position, param in enumerate(layer.params):
+            short = (param.name or 'param%d' % position).split('.')[-1]
+            names.setdefault(id(param.container), '%s/%s' % (path, short))
+        for key, value in sorted(vars(layer).items()):
+            if isinstance(value, SharedVariable):
+                names.setdefault(id(value.container), '%s/%s' % (path, key))
+        for number, srng in enumerate(_noise_streams(layer)):
+            for draw, update in enumerate(srng.state_updates):
+                names.setdefault(id(update[0].container), '%s/noise%s%d' % (
+                    path, '' if number == 0 else number, draw))
+    for number, srng in enumerate(_noise_streams(model)):
+        for draw, update in enumerate(srng.state_updates):
+            names.setdefault(id(update[0].container), 'model/noise%s%d' % (
+                '' if number == 0 else number, draw))
+    for key, value in sorted(vars(model).items()):
+        if isinstance(value, SharedVariable):
+            names.setdefault(id(value.container), key)
+    return names
+
+
+def state_names(variables, model=None):
+    """A stable, unique name for each shared variable of a model's state,
+    e.g. ``l_mu/W``, ``layer03_DenseLayer/b/adam_m``, ``l_z0/noise0``.
+
+    Parameters of layers are named by the model's attribute for the layer
+    (else ``layer<index>_<class>``) and the parameter's name; Adam's moments
+    by their parameter (:func:`parmesan.updates.adam_with_clipping` tags
+    them); noise streams by their layer and the order of their draws; any
+    other variable by its own name (``lr``). The same settings give the
+    same names in every process.
+
+    Parameters
+    ----------
+    variables : list of shared variables
+    model : ExperimentModel, optional
+        Without it, the variables' own names are used.
+
+    Returns
+    -------
+    list of str, one per variable.
+    """
+    known = _model_names(model) if model is not None else {}
+
+    def name_of(variable, position):
+        if id(variable.container) in known:
+            return known[id(variable.container)]
+        owner = getattr(variable.tag, 'optimizer_state', None)
+        if owner is not None:
+            param, role = owner
+            return '%s/%s' % (name_of(param, position) if param is not None
+                              else 'optimizer', role)
+        return variable.name or 'var%04d' % position
+
+    names, taken = [], set()
+    for position, variable in enumerate(variables):
+        name = base = name_of(variable, position)
+        copy = 1
+        while name in taken:
+            copy += 1
+            name = '%s#%d' % (base, copy)
+        taken.add(name)
+        names.append(name)
+    return names
 
 
 #: Temporary files of :func:`atomic_write`: ``.<target>.<random>.tmp``
@@ -170,6 +342,9 @@ def atomic_write(path, write, mode='wb'):
             write(stream)
             stream.flush()
             os.fsync(stream.fileno())
+        # mkstemp makes the file readable by its owner only; give it the
+        # permissions of any other new file.
+        os.chmod(temporary, 0o666 & ~_umask())
         os.replace(temporary, path)
     except BaseException as error:
         if os.path.exists(temporary):
@@ -178,6 +353,12 @@ def atomic_write(path, write, mode='wb'):
             raise OSError(error.errno, 'could not write %s: %s' % (
                 path, error.strerror or error)) from error
         raise
+
+
+def _umask():
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def remove_partial_writes(folder):
@@ -218,16 +399,23 @@ def _checkpoint_epoch(path):
         return None
 
 
-def save_checkpoint(path, variables, rng, epoch, history):
+#: The layout of checkpoints written now: arrays stored under their names.
+CHECKPOINT_FORMAT = 2
+
+
+def save_checkpoint(path, variables, rng, epoch, history, names=None):
     """Write a checkpoint atomically (a crash never leaves a partial file).
 
     Parameters
     ----------
     path : str
-    variables : list of shared variables, from :func:`shared_state`
+    variables : list of shared variables, from :func:`checkpointed_state`
     rng : numpy RandomState of the data pipeline
     epoch : int, the last finished epoch
     history : list of dicts, the log rows so far
+    names : list of str, optional
+        One unique name per variable (:func:`state_names`); default: the
+        variables' own names.
 
     Raises
     ------
@@ -235,11 +423,16 @@ def save_checkpoint(path, variables, rng, epoch, history):
         Naming the path and the cause (e.g. a full disk) and saying which
         checkpoint is still in place.
     """
-    arrays = {'var_%04d' % i: v.get_value(borrow=False)
-              for i, v in enumerate(variables)}
-    meta = {'epoch': epoch, 'history': history,
-            'names': [str(v.name) for v in variables],
-            'rng': _rng_to_json(rng.get_state())}
+    names = state_names(variables) if names is None else list(names)
+    if len(set(names)) != len(names) or len(names) != len(variables):
+        raise ValueError('need one unique name per variable, got %r'
+                         % (names,))
+    arrays = OrderedDict((name, variable.get_value(borrow=False))
+                         for name, variable in zip(names, variables))
+    meta = {'format': CHECKPOINT_FORMAT, 'epoch': epoch, 'history': history,
+            'names': names, 'rng': _rng_to_json(rng.get_state())}
+    if 'meta' in arrays:
+        raise ValueError("no variable may be called 'meta'")
     arrays['meta'] = np.array(json.dumps(meta))
     try:
         atomic_write(path, lambda stream: np.savez(stream, **arrays))
@@ -257,13 +450,18 @@ def save_checkpoint(path, variables, rng, epoch, history):
 
 
 def _read_checkpoint(path):
-    """(meta, arrays) of a checkpoint, every member read (so a corrupt or
-    truncated file fails here, by its CRC or its size)."""
+    """(meta, OrderedDict name -> array) of a checkpoint, every member read
+    (so a corrupt or truncated file fails here, by its CRC or its size).
+    Checkpoints of the first format (positional ``var_0000`` entries) are
+    read under their positional names."""
     try:
         with np.load(path) as stored:
             meta = json.loads(str(stored['meta']))
-            arrays = [stored['var_%04d' % i]
-                      for i in range(len(meta['names']))]
+            if meta.get('format', 1) == 1:
+                keys = ['var_%04d' % i for i in range(len(meta['names']))]
+                meta['names'] = keys
+            arrays = OrderedDict((name, stored[name])
+                                 for name in meta['names'])
     except FileNotFoundError:
         raise CheckpointError('no checkpoint at %s' % path)
     except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError,
@@ -273,6 +471,23 @@ def _read_checkpoint(path):
             'corrupt. Restore a good copy, or move it away and start afresh '
             '(without --resume).' % (path, type(error).__name__, error))
     return meta, arrays
+
+
+def read_checkpoint_arrays(path):
+    """The arrays of a checkpoint by name, and its metadata (epoch,
+    history, ...).
+
+    Returns
+    -------
+    (OrderedDict name -> numpy array, dict)
+
+    Raises
+    ------
+    CheckpointError
+        Naming the path when it is missing, truncated or corrupt.
+    """
+    meta, arrays = _read_checkpoint(path)
+    return arrays, meta
 
 
 def verify_checkpoint(path):
@@ -287,30 +502,91 @@ def verify_checkpoint(path):
     return meta['epoch']
 
 
-def load_checkpoint(path, variables, rng):
-    """Restore what :func:`save_checkpoint` wrote; return (epoch, history).
+def _listing(names, most=8):
+    names = sorted(names)
+    shown = ', '.join(names[:most])
+    return shown + (', ... (%d in all)' % len(names) if len(names) > most
+                    else '')
+
+
+def assign_by_name(path, arrays, variables, names, allow_unexpected=False):
+    """Set each variable from the checkpoint array of its name.
+
+    Parameters
+    ----------
+    path : str, for messages
+    arrays : dict name -> array (:func:`read_checkpoint_arrays`)
+    variables, names : lists of shared variables and their names
+    allow_unexpected : bool
+        Accept checkpoint entries no variable asks for (loading a part of
+        the state, e.g. the parameters for evaluation).
 
     Raises
     ------
     CheckpointError
-        Naming the checkpoint if it cannot be read or was written by a
+        Listing the missing and unexpected names and the shape mismatches,
+        before any variable is changed.
+    """
+    wanted = dict(zip(names, variables))
+    missing = [name for name in names if name not in arrays]
+    unexpected = [] if allow_unexpected else \
+        [name for name in arrays if name not in wanted]
+    mismatched = ['%s (checkpoint %s, model %s)' % (
+        name, tuple(arrays[name].shape),
+        tuple(np.shape(variable.get_value(borrow=True))))
+        for name, variable in zip(names, variables) if name in arrays and
+        np.shape(variable.get_value(borrow=True)) != arrays[name].shape]
+    if missing or unexpected or mismatched:
+        problems = []
+        if missing:
+            problems.append('missing from it: %s' % _listing(missing))
+        if unexpected:
+            problems.append('not in this model: %s' % _listing(unexpected))
+        if mismatched:
+            problems.append('shapes differ: %s' % _listing(mismatched))
+        raise CheckpointError(
+            'checkpoint %s does not fit this model (%s): it was written with '
+            'other settings' % (path, '; '.join(problems)))
+    for name, variable in zip(names, variables):
+        variable.set_value(arrays[name].astype(
+            variable.get_value(borrow=True).dtype))
+
+
+def load_checkpoint(path, variables, rng, names=None, positional=None):
+    """Restore what :func:`save_checkpoint` wrote; return (epoch, history).
+
+    Parameters
+    ----------
+    path : str
+    variables : list of shared variables
+    rng : numpy RandomState, set to the stored data-pipeline state
+    names : list of str, optional
+        The variables' names (:func:`state_names`); default: their own
+        names.
+    positional : list of shared variables, optional
+        What a checkpoint of the first format (written by an older
+        Parmesan, entries by position) is matched with, position by
+        position; default: `variables`.
+
+    Raises
+    ------
+    CheckpointError
+        Naming the checkpoint if it cannot be read, or listing the
+        missing, unexpected and mis-shaped variables if it was written by a
         model of a different configuration.
     """
-    meta, values = _read_checkpoint(path)
-    if len(meta['names']) != len(variables):
-        raise CheckpointError(
-            'checkpoint %s holds %d variables but this model has %d: it '
-            'was written with other settings' % (path, len(meta['names']),
-                                                len(variables)))
-    for variable, value, name in zip(variables, values, meta['names']):
-        current = variable.get_value(borrow=True)
-        if np.shape(current) != value.shape:
+    meta, arrays = _read_checkpoint(path)
+    if meta.get('format', 1) == 1:
+        variables = variables if positional is None else positional
+        if len(arrays) != len(variables):
             raise CheckpointError(
-                'checkpoint %s: variable %s has shape %s, the model expects '
-                '%s; it was written with other settings'
-                % (path, name, value.shape, np.shape(current)))
-    for variable, value in zip(variables, values):
-        variable.set_value(value.astype(variable.get_value(borrow=True).dtype))
+                'checkpoint %s holds %d variables but this model has %d: it '
+                'was written with other settings' % (path, len(arrays),
+                                                    len(variables)))
+        names = list(arrays)
+    elif names is None:
+        names = state_names(variables)
+    assign_by_name(path, arrays, variables, names)
     rng.set_state(_rng_from_json(meta['rng']))
     return meta['epoch'], meta['history']
 
@@ -347,7 +623,7 @@ def check_finite(values, where, names=None):
     >>> check_finite([1.0, float('nan')], 'epoch 3', ['loss', 'kl'])
     Traceback (most recent call last):
     ...
-    NonFiniteError: epoch 3: kl = nan
+    parmesan.experiments.training.NonFiniteError: epoch 3: kl = nan
     """
     values = np.asarray(values, dtype=np.float64)
     finite = np.isfinite(values)
@@ -469,7 +745,8 @@ class FolderLock(object):
 
     Example
     -------
-    >>> lock = FolderLock('results/demo')
+    >>> import tempfile
+    >>> lock = FolderLock(tempfile.mkdtemp())
     >>> lock.acquire({'command': 'demo'})        # None: nobody held it
     >>> lock.release()
     """
@@ -611,16 +888,20 @@ class Run(object):
     notes : list of str, optional
         Lines for the log about the start (a stale lock taken over,
         leftovers removed).
+    seed : int
+        The run's seed, from which the evaluation noise is reseeded
+        (:meth:`reseed_evaluation`).
 
     Example
     -------
     >>> with Run('results/demo', np.random.RandomState(1), 'demo') as run:
-    ...     run.checkpoint
-    'results/demo/checkpoint.npz'
+    ...     print(run.checkpoint, run.out_of_time())
+    results/demo/checkpoint.npz False
     """
 
     def __init__(self, outfolder, rng, header='', resume=False,
-                 checkpoint_every=10, deadline=None, lock=None, notes=()):
+                 checkpoint_every=10, deadline=None, lock=None, notes=(),
+                 seed=0):
         if checkpoint_every < 1:
             raise ValueError('checkpoint_every must be at least 1, got %r'
                              % (checkpoint_every,))
@@ -632,6 +913,10 @@ class Run(object):
         self.deadline = deadline
         self.lock = lock
         self.notes = list(notes)
+        self.seed = seed
+        #: The noise streams of the training function and those only
+        #: evaluation draws from (set by :func:`fit`).
+        self.training_noise, self.evaluation_noise = [], []
 
     @property
     def checkpoint(self):
@@ -640,12 +925,23 @@ class Run(object):
     def out_of_time(self):
         return self.deadline is not None and time.time() > self.deadline
 
-    def restore(self, variables):
-        """Load the checkpoint when resuming; return (first epoch, history)."""
+    def restore(self, variables, names=None, positional=None):
+        """Load the checkpoint when resuming; return (first epoch, history).
+        (`positional`: see :func:`load_checkpoint`.)"""
         if not self.resume:
             return 1, []
-        done, history = load_checkpoint(self.checkpoint, variables, self.rng)
+        done, history = load_checkpoint(self.checkpoint, variables, self.rng,
+                                        names, positional)
         return done + 1, history
+
+    def reseed_evaluation(self, epoch):
+        """Reseed the evaluation noise for an evaluation of the model after
+        `epoch` (:func:`reseed_noise`); call it before every evaluation."""
+        reseed_noise(self.evaluation_noise, self.seed, epoch)
+
+    def reseed_training(self, epoch):
+        """Reseed the training noise for `epoch` (:func:`reseed_noise`)."""
+        reseed_noise(self.training_noise, self.seed, epoch, 'training')
 
     def close(self):
         """Release the folder's lock."""
@@ -677,7 +973,8 @@ def _stop_advice(run, saved_epoch, learning_rate, schedule):
 
 
 def fit(train_epoch, num_epochs, run, functions, learning_rate=None,
-        schedule=None, evaluate=None, eval_every=10, after_epoch=None):
+        schedule=None, evaluate=None, eval_every=10, after_epoch=None,
+        model=None):
     """Run a training loop with logging, checkpoints, resume and a NaN guard.
 
     Parameters
@@ -691,7 +988,11 @@ def fit(train_epoch, num_epochs, run, functions, learning_rate=None,
         The folder, random state, resume flag, checkpoint interval and
         deadline.
     functions : list of compiled Theano functions
-        Their shared variables make up the checkpointed state.
+        The training function first, then the evaluation functions; their
+        shared variables make up the checkpointed state, less the noise
+        streams (:func:`checkpointed_state`), which are reseeded from the
+        run's seed before every epoch and every evaluation
+        (:func:`reseed_noise`).
     learning_rate : Theano shared scalar, optional
         Set from `schedule` at the start of every epoch.
     schedule : callable(epoch) -> float, optional
@@ -700,6 +1001,8 @@ def fit(train_epoch, num_epochs, run, functions, learning_rate=None,
     eval_every : int
     after_epoch : callable(history), optional
         Called after each logged epoch, for plots.
+    model : ExperimentModel, optional
+        Names the checkpointed variables (:func:`state_names`).
 
     Returns
     -------
@@ -719,8 +1022,11 @@ def fit(train_epoch, num_epochs, run, functions, learning_rate=None,
     >>> history = fit(lambda epoch: {'loss': 1.0 / epoch}, 3,
     ...               Run(folder, rng), [train])       # doctest: +SKIP
     """
-    variables = shared_state(functions)
-    first_epoch, history = run.restore(variables)
+    variables, run.training_noise, run.evaluation_noise = \
+        checkpointed_state(functions)
+    names = state_names(variables, model)
+    first_epoch, history = run.restore(variables, names,
+                                       _first_format_state(functions))
     saved_epoch = first_epoch - 1 if run.resume else None
     log = TrainingLog(run.outfolder, run.header, append=run.resume,
                       history=history)
@@ -740,6 +1046,7 @@ def fit(train_epoch, num_epochs, run, functions, learning_rate=None,
                 learning_rate.set_value(
                     np.asarray(schedule(epoch), learning_rate.dtype))
             start = time.time()
+            run.reseed_training(epoch)
             row = OrderedDict(epoch=epoch)
             row.update(train_epoch(epoch))
             row['seconds'] = round(time.time() - start, 2)
@@ -747,6 +1054,7 @@ def fit(train_epoch, num_epochs, run, functions, learning_rate=None,
                 row['lr'] = float(learning_rate.get_value())
             if evaluate is not None and (epoch % eval_every == 0 or
                                          epoch == num_epochs):
+                run.reseed_evaluation(epoch)
                 row.update(evaluate(epoch))
             floats = [(key, value) for key, value in row.items()
                       if isinstance(value, float)]
@@ -758,7 +1066,7 @@ def fit(train_epoch, num_epochs, run, functions, learning_rate=None,
             if epoch % run.checkpoint_every == 0 or epoch == num_epochs or \
                     out_of_time:
                 save_checkpoint(run.checkpoint, variables, run.rng, epoch,
-                                history)
+                                history, names)
                 saved_epoch = epoch
             if after_epoch is not None:
                 after_epoch(history)

@@ -43,7 +43,8 @@ __all__ = ['FLOWS', 'BURDA', 'BURDA_IWAE_TEST_LL', 'LIMITS',
            'VAE_VANILLA_DEFAULTS', 'dense_block', 'VariationalAutoencoder',
            'compile_variational_step', 'vae_argument_parser',
            'add_flow_flags', 'trainer_argument_parser', 'parse_vae_args',
-           'apply_preset', 'load_data', 'run', 'parse_run_args',
+           'apply_preset', 'load_data', 'build_model', 'run',
+           'parse_run_args',
            'train_and_evaluate']
 
 #: The flows :class:`VariationalAutoencoder` can stack after its sample layer.
@@ -111,8 +112,8 @@ def compile_variational_step(model, learning_rate, eq_samples, iw_samples,
     monitored = [objective] + [terms[k].mean() for k in model.monitored_terms]
     train = theano.function(
         [model.x], monitored, updates=updates,
-        givens=[(model.eq, np.int32(eq_samples)),
-                (model.iw, np.int32(iw_samples))])
+        givens=[(model.eq, theano.shared(np.int32(eq_samples), 'eq_samples')),
+                (model.iw, theano.shared(np.int32(iw_samples), 'iw_samples'))])
     return train, ['bound'] + list(model.monitored_terms)
 
 
@@ -161,7 +162,8 @@ class VariationalAutoencoder(ExperimentModel):
     #: The per-sample terms whose means the training function returns.
     monitored_terms = ('log_px_z', 'log_pz', 'log_qz')
     #: Plot labels of the shared trainer.
-    reconstruction_title = 'test images and reconstructions'
+    reconstruction_title = ('50 test images and their reconstructions, '
+                            'means of p(x | z) at one z ~ q(z | x)')
     activity_label = 'Cov_x E[z_u | x]'
 
     def __init__(self, num_features, hidden_units, num_latent,
@@ -522,8 +524,15 @@ def run(argv=None, description='Train a VAE / IWAE on MNIST.', defaults=None,
     argv = sys.argv[1:] if argv is None else list(argv)
     args, schedule = parse_run_args(argv, description, defaults,
                                     analytic_kl, flows)
-    with start_run(args, argv) as run_folder:
+    with start_run(args, argv, trainer=_trainer_name(analytic_kl, flows)) \
+            as run_folder:
         return _train_vae(args, run_folder, schedule, analytic_kl, flows)
+
+
+def _trainer_name(analytic_kl, flows):
+    """The name of the trainer of :func:`run` with these options."""
+    return 'iw_vae_normflow' if flows else \
+        'vae_vanilla' if analytic_kl else 'iw_vae'
 
 
 def parse_run_args(argv, description='Train a VAE / IWAE on MNIST.',
@@ -538,22 +547,29 @@ def parse_run_args(argv, description='Train a VAE / IWAE on MNIST.',
     return parse_vae_args(parser, argv, limits)
 
 
-def _train_vae(args, run_folder, schedule, analytic_kl, flows):
-    x_train, x_test, binarise_each_epoch = load_data(args)
-    model = VariationalAutoencoder(
+def build_model(args, analytic_kl=False, flows=False):
+    """The :class:`VariationalAutoencoder` of parsed flags (and the
+    trainer's options)."""
+    return VariationalAutoencoder(
         784, [args.nhidden] * args.nlayers, args.nlatent,
         NONLINEARITIES[args.nonlin_enc], NONLINEARITIES[args.nonlin_dec],
         batch_norm=args.batch_norm,
         flow=args.flow if flows else None,
         num_flows=args.nflows if flows else 0,
         iaf_hidden=getattr(args, 'iaf_hidden', 200), analytic_kl=analytic_kl)
+
+
+def _train_vae(args, run_folder, schedule, analytic_kl, flows):
+    x_train, x_test, binarise_each_epoch = load_data(args)
+    model = build_model(args, analytic_kl, flows)
     results, evaluation = train_and_evaluate(
         args, run_folder, model, schedule, x_train, x_test,
         binarise_each_epoch, title=os.path.basename(args.outfolder))
     save_image_grid(evaluation['decode'](
         np.random.RandomState(0).randn(100, args.nlatent).astype(
             theano.config.floatX)),
-        os.path.join(args.outfolder, 'samples.png'), title='samples')
+        os.path.join(args.outfolder, 'samples.png'),
+        title='100 samples: means of p(x | z), z ~ N(0, I)')
     plot_per_latent(evaluation['kl_per_unit'](x_test),
                     os.path.join(args.outfolder, 'latent_kl.png'),
                     'KL(q(z_u|x) || p(z_u)), nats', title='KL per latent unit')
@@ -568,14 +584,19 @@ class _Evaluator(object):
         self.functions = model.compile_evaluation()
         self.normalize_layers = model.normalize_layers()
         self.training_images = training_images
+        self.prepared_after = None
 
-    def prepare(self):
-        if self.normalize_layers:
+    def prepare(self, epoch):
+        """Collect the batch-norm statistics of the model after `epoch`,
+        unless they were collected for it already (the final evaluation
+        then uses the statistics the checkpoint holds)."""
+        if self.normalize_layers and self.prepared_after != epoch:
             collect_statistics(self.functions['collect'],
                                self.training_images(), self.normalize_layers)
+        self.prepared_after = epoch
 
-    def test_bounds(self, x, num_samples):
-        self.prepare()
+    def test_bounds(self, x, num_samples, epoch):
+        self.prepare(epoch)
         log_weights = self.functions['log_weights']
         row = OrderedDict(test_L1=float(np.mean(
             importance_sampled_log_likelihood(log_weights, x, 1,
@@ -583,6 +604,13 @@ class _Evaluator(object):
         row['test_L%d' % num_samples] = float(np.mean(
             importance_sampled_log_likelihood(log_weights, x, num_samples)))
         return row
+
+
+def test_images_phrase(args):
+    """How the test images of :func:`load_data` were made binary."""
+    if args.dataset == 'fixed':
+        return "Larochelle's fixed binarisation"
+    return 'binarised once, seed 1234'
 
 
 def _epoch_trainer(train, names, images, batch_size, rng):
@@ -645,20 +673,28 @@ def train_and_evaluate(args, run_folder, model, schedule, x_train, x_test,
         evaluator = _Evaluator(model, training_images)
     x_eval = x_test[:args.eval_subset] if args.eval_subset else x_test
 
+    curve_title = ('%s: training bound (mean over the epoch), test L_1 '
+                   'and L_%d (%d importance samples) on %s test images'
+                   % (title, args.eval_iw, args.eval_iw,
+                      ('the first %d' if args.eval_subset else 'all %d')
+                      % len(x_eval)))
+
     def plots(history):
         plot_history(history, ['train_bound', 'test_L1',
                                'test_L%d' % args.eval_iw],
                      os.path.join(args.outfolder, 'curves.png'),
-                     title=title, ylabel='nats')
+                     title=curve_title,
+                     ylabel='lower bound on log p(x), nats')
 
     history = fit(_epoch_trainer(train, names, training_images,
                                  args.batch_size, rng),
                   args.nepochs, run_folder,
                   [train] + list(evaluator.functions.values()),
                   learning_rate=learning_rate, schedule=schedule,
-                  evaluate=lambda epoch: evaluator.test_bounds(x_eval,
-                                                               args.eval_iw),
-                  eval_every=args.eval_epoch, after_epoch=plots)
+                  evaluate=lambda epoch: evaluator.test_bounds(
+                      x_eval, args.eval_iw, epoch),
+                  eval_every=args.eval_epoch, after_epoch=plots, model=model)
+    run_folder.reseed_evaluation(history[-1]['epoch'] if history else 0)
     results = _final_evaluation(args, model, evaluator, history, x_test)
     return results, evaluator.functions
 
@@ -669,7 +705,7 @@ def _final_evaluation(args, model, evaluator, history, x_test):
           % (args.final_iw, 'the first' if args.test_subset else 'all',
              len(x_final)), flush=True)
     start = time.time()
-    evaluator.prepare()
+    evaluator.prepare(history[-1]['epoch'] if history else 0)
     functions = evaluator.functions
     final_ll = importance_sampled_log_likelihood(
         functions['log_weights'], x_final, args.final_iw)
@@ -689,15 +725,22 @@ def _final_evaluation(args, model, evaluator, history, x_test):
     write_results(args.outfolder, results)
     originals = x_test[np.random.RandomState(0).choice(len(x_test), 50,
                                                        replace=False)]
-    pairs = np.stack([originals, functions['reconstruct'](originals)], 1)
-    save_image_grid(pairs.reshape(100, -1),
+    # Rows alternate: ten test images, then their reconstructions.
+    rows = np.stack([originals.reshape(5, 10, -1), functions['reconstruct'](
+        originals).reshape(5, 10, -1)], 1)
+    save_image_grid(rows.reshape(100, -1),
                     os.path.join(args.outfolder, 'reconstructions.png'),
-                    title=model.reconstruction_title)
+                    title=model.reconstruction_title,
+                    row_labels=['data', 'reconstruction'] * 5)
     plot_per_latent(variances, os.path.join(args.outfolder,
                                             'latent_activity.png'),
                     model.activity_label, threshold=0.01,
-                    title='active units: %d' % count)
-    print('test LL (L_%d) %.2f +- %.2f nats, %d active units; results in %s'
+                    title='active units: %d of %d (over the %d test images)'
+                          % (count, len(variances), len(x_test)))
+    print('test L_%d = %.2f +- %.2f nats on %s %d test images (%s), %d '
+          'importance samples; %d active units (on all %d); results in %s'
           % (args.final_iw, results['test_LL'], results['test_LL_stderr'],
-             count, args.outfolder), flush=True)
+             'the first' if args.test_subset else 'all', len(x_final),
+             test_images_phrase(args), args.final_iw, count, len(x_test),
+             args.outfolder), flush=True)
     return results

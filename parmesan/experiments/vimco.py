@@ -25,7 +25,7 @@ from .vae import (compile_variational_step, dense_block, load_data,
                   parse_vae_args, train_and_evaluate, vae_argument_parser)
 
 __all__ = ['BernoulliLatentVAE', 'VIMCO_DEFAULTS', 'vimco_argument_parser',
-           'run', 'parse_run_args']
+           'build_model', 'run', 'parse_run_args']
 
 #: The original Parmesan vimco.py's flag defaults, plus 3 hidden layers (its
 #: encoder and decoder had three each), evaluation every epoch with the
@@ -77,7 +77,8 @@ class BernoulliLatentVAE(ExperimentModel):
     #: The per-sample terms whose means the training function returns.
     monitored_terms = ('log_px_h', 'log_ph', 'log_qh')
     #: Plot labels of the shared trainer.
-    reconstruction_title = 'test images and p(x|h), h ~ q(h|x)'
+    reconstruction_title = ('50 test images and their reconstructions, '
+                            'means of p(x | h) at one h ~ q(h | x)')
     activity_label = 'Cov_x q(h_u=1 | x)'
 
     def __init__(self, num_features, hidden_units, num_latent,
@@ -259,7 +260,7 @@ def run(argv=None, description='Train a binary-latent VAE on MNIST with '
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     args, schedule = parse_run_args(argv, description, defaults)
-    with start_run(args, argv) as run_folder:
+    with start_run(args, argv, trainer='vimco') as run_folder:
         return _train_vimco(args, run_folder, schedule)
 
 
@@ -272,13 +273,17 @@ def parse_run_args(argv, description='Train a binary-latent VAE on MNIST '
         low=2, why="(VIMCO builds each sample's baseline from the others)")})
 
 
-def _train_vimco(args, run_folder, schedule):
-    x_train, x_test, binarise_each_epoch = load_data(args)
-
-    model = BernoulliLatentVAE(
-        x_train.shape[1], [args.nhidden] * args.nlayers, args.nlatent,
+def build_model(args):
+    """The :class:`BernoulliLatentVAE` of parsed flags."""
+    return BernoulliLatentVAE(
+        784, [args.nhidden] * args.nlayers, args.nlatent,
         NONLINEARITIES[args.nonlin_enc], NONLINEARITIES[args.nonlin_dec],
         batch_norm=args.batch_norm, learn_prior=args.prior == 'learned')
+
+
+def _train_vimco(args, run_folder, schedule):
+    x_train, x_test, binarise_each_epoch = load_data(args)
+    model = build_model(args)
     results, evaluation = train_and_evaluate(
         args, run_folder, model, schedule, x_train, x_test,
         binarise_each_epoch, title='%s (VIMCO, K=%d)' % (
@@ -289,5 +294,5 @@ def _train_vimco(args, run_folder, schedule):
         theano.config.floatX)
     save_image_grid(evaluation['decode'](prior_samples),
                     os.path.join(args.outfolder, 'samples.png'),
-                    title='p(x|h), h from the prior')
+                    title='100 samples: means of p(x | h), h from the prior')
     return results
