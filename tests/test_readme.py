@@ -1,4 +1,5 @@
 """The README's set-up commands stay true: CI runs the test command."""
+import io
 import os
 import re
 import subprocess
@@ -22,6 +23,18 @@ def test_ci_runs_the_readme_test_command():
     with open(os.path.join(REPO, '.ci', 'run')) as ci:
         ci_lines = ci.read().splitlines()
     assert commands[1] in ci_lines
+
+
+def test_readme_is_valid_restructuredtext():
+    """A malformed table renders as an error box on the project page."""
+    docutils_core = pytest.importorskip('docutils.core')
+    with open(os.path.join(REPO, 'README.rst')) as readme:
+        text = readme.read()
+    # halt_level 2: the first warning raises, naming the line
+    docutils_core.publish_doctree(text, source_path='README.rst',
+                                  settings_overrides={
+                                      'halt_level': 2, 'report_level': 2,
+                                      'warning_stream': io.StringIO()})
 
 
 def test_main_job_names_an_existing_example():
