@@ -37,6 +37,20 @@ def data_dir():
     return os.path.abspath(path)
 
 
+def readme_python_block(heading):
+    """The first Python code block of the README section `heading`, as
+    printed (the examples the README shows are run by the tests)."""
+    with open(os.path.join(REPO, 'README.rst')) as readme:
+        section = readme.read().split('\n%s\n' % heading, 1)[1]
+    block = section.split('.. code-block:: python\n\n', 1)[1]
+    lines = []
+    for line in block.splitlines():
+        if line and not line.startswith('    '):
+            break
+        lines.append(line[4:])
+    return '\n'.join(lines).strip() + '\n'
+
+
 @pytest.fixture
 def shared_data_dir():
     return data_dir()

@@ -18,6 +18,7 @@ import scipy.special
 import scipy.stats
 import theano
 
+from conftest import data_dir, readme_python_block
 from parmesan import datasets
 from parmesan.experiments import load_run
 from parmesan.experiments import __main__ as command
@@ -32,7 +33,6 @@ TINY_IWAE = ['--train-subset', '200', '-nepochs', '1', '--eval-subset', '20',
 
 @pytest.fixture(scope='module')
 def iwae_run(tmp_path_factory):
-    from conftest import data_dir
     folder = str(tmp_path_factory.mktemp('runs') / 'iwae')
     argv = TINY_IWAE + ['--data-dir', data_dir(), '-outfolder', folder]
     output = io.StringIO()
@@ -246,24 +246,10 @@ def test_a_checkpoint_of_other_settings_lists_what_differs(iwae_run,
         load_run(wider)
 
 
-def readme_code():
-    """The README's "Using a trained run" code block, as printed."""
-    from conftest import REPO
-    with open(os.path.join(REPO, 'README.rst')) as readme:
-        section = readme.read().split('\nUsing a trained run\n', 1)[1]
-    block = section.split('.. code-block:: python\n\n', 1)[1]
-    lines = []
-    for line in block.splitlines():
-        if line and not line.startswith('    '):
-            break
-        lines.append(line[4:])
-    return '\n'.join(lines).strip() + '\n'
-
-
 def test_the_readme_uses_a_saved_run_as_printed(iwae_run, loaded):
     folder, _, _, _ = iwae_run
     saved, _, x_test = loaded
-    code = readme_code()
+    code = readme_python_block('Using a trained run')
     assert "load_run('results/burda_k5')" in code
     output = io.StringIO()
     namespace = {}

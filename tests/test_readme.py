@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import REPO, data_dir
+from conftest import REPO, data_dir, readme_python_block
 
 
 def readme_commands():
@@ -42,22 +42,8 @@ def test_main_job_names_an_existing_example():
     assert os.path.isfile(os.path.join(REPO, script))
 
 
-def quickstart_code():
-    """The README's Quickstart code block, as printed."""
-    with open(os.path.join(REPO, 'README.rst')) as readme:
-        text = readme.read()
-    section = text.split('\nQuickstart\n', 1)[1]
-    block = section.split('.. code-block:: python\n\n', 1)[1]
-    lines = []
-    for line in block.splitlines():
-        if line and not line.startswith('    '):
-            break
-        lines.append(line[4:])
-    return '\n'.join(lines).strip() + '\n'
-
-
 def test_quickstart_is_about_25_lines():
-    code = quickstart_code()
+    code = readme_python_block('Quickstart')
     assert 20 <= len(code.splitlines()) <= 32
     assert 'SampleLayer' in code and 'lasagne.updates' in code
 
@@ -71,7 +57,7 @@ def test_quickstart_runs_as_printed_and_learns(tmp_path):
     folder = data_dir()
     env = dict(os.environ, PARMESAN_DATA=folder)
     env.pop('THEANO_FLAGS', None)  # as a user runs it: Parmesan's defaults
-    result = subprocess.run([sys.executable, '-c', quickstart_code()],
+    result = subprocess.run([sys.executable, '-c', readme_python_block('Quickstart')],
                             cwd=str(tmp_path), env=env, capture_output=True,
                             text=True, timeout=1200)
     assert result.returncode == 0, result.stderr[-3000:]
