@@ -54,3 +54,13 @@ def readme_python_block(heading):
 @pytest.fixture
 def shared_data_dir():
     return data_dir()
+
+
+def pytest_collection_finish(session):
+    """Start the OpenCL worker of test_gpu_backend.py as soon as the tests
+    are known: it compiles on the other core while the rest run."""
+    for item in session.items:
+        module = getattr(item, 'module', None)
+        if module is not None and hasattr(module, 'start_device_worker'):
+            module.start_device_worker(session)
+            return

@@ -8,6 +8,12 @@ placement as JSON; the test process builds the same cases on the CPU backend
 and compares them at float32 tolerances. The MRG streams on the device
 reproduce the host's draws, so sample layers are compared sample by sample.
 
+The subprocess starts when the tests are collected (``conftest.py`` calls
+:func:`start_device_worker`), so that it compiles beside the other tests, on
+the other core, niced, with a Theano cache of its own (no waiting on the
+suite's compile lock); the checkpoint case, which resumes from the host's
+checkpoint, runs when its test comes.
+
 Placement: a compiled node is "on the backend" when one of its outputs is a
 GpuArrayType; the test fails if a heavy op (a float array from a dot
 product, an element-wise op, a sampler, a reduction, a softmax) runs on the
@@ -24,9 +30,13 @@ skipped with the reason otherwise, and failed instead where
 """
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections import OrderedDict
+import threading
+from concurrent.futures import Future
 
 import numpy as np
 import pytest
@@ -740,22 +750,39 @@ def _gpuarray_headers():
                for folder in folders if folder)
 
 
-def run_worker(workdir, names):
+def run_worker(workdir, names, niceness=0, control=None):
     """Run the cases `names` (all if none) on device=opencl0:0 in a
     subprocess; its report. A case that kills the process (PoCL crashes on
     some kernels it cannot build) is recorded as that case's error, and a
-    new process runs the cases after it."""
+    new process runs the cases after it. `control`, if given, is a
+    :class:`WorkerControl` through which another thread can stop it."""
+    import theano
     env = dict(os.environ)
     # later keys win: this process's flags, then the backend's
     env['THEANO_FLAGS'] = ','.join(
         [f for f in [env.get('THEANO_FLAGS')] if f] +
-        ['device=' + DEVICE, 'floatX=float32'])
+        ['device=' + DEVICE, 'floatX=float32', 'base_compiledir=' +
+         os.path.join(theano.config.base_compiledir, 'opencl_worker')])
+
+    def in_child():
+        os.nice(niceness)
+        _die_with_parent()
     path = os.path.join(workdir, 'device.json')
     pending = list(names) or list(CASES)
     while pending:
-        result = subprocess.run([sys.executable, HERE, workdir] + pending,
-                                env=env, cwd=REPO, capture_output=True,
-                                text=True, timeout=3600)
+        process = subprocess.Popen(
+            [sys.executable, HERE, workdir] + pending, env=env, cwd=REPO,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            preexec_fn=in_child)
+        if control is not None and not control.started(process):
+            raise RuntimeError('the OpenCL worker was stopped')
+        try:
+            stderr = process.communicate(timeout=3600)[1]
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise
+        result = subprocess.CompletedProcess(process.args,
+                                             process.returncode, '', stderr)
         current = _read_text(os.path.join(workdir, 'current_case'))
         if current not in pending:  # it died before its first case
             pytest.fail('the OpenCL worker failed (exit %d):\n%s' % (
@@ -779,6 +806,18 @@ def run_worker(workdir, names):
     return report
 
 
+def _die_with_parent():
+    """Have the kernel kill this process when its parent dies (Linux), so
+    that a test session killed from outside leaves no worker compiling."""
+    try:
+        import ctypes
+        import signal
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+
+
 def _read_text(path):
     """The file's text, or None where there is none."""
     if not os.path.exists(path):
@@ -787,9 +826,66 @@ def _read_text(path):
         return stream.read()
 
 
+class WorkerControl(object):
+    """Lets the thread that ends the session stop the worker's process,
+    and any process the worker would start after it."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._process = None
+        self._stopped = False
+
+    def started(self, process):
+        """Record `process`; False (and kill it) once stopped."""
+        with self._lock:
+            self._process = process
+            if self._stopped:
+                process.kill()
+            return not self._stopped
+
+    def stop(self):
+        with self._lock:
+            self._stopped = True
+            if self._process is not None and self._process.poll() is None:
+                self._process.kill()
+
+
+#: The worker started at collection: its folder and future report.
+EARLY_RUN = {}
+
+
+def start_device_worker(session):
+    """Start the OpenCL worker on the selected cases but the checkpoint
+    (which needs the host's checkpoint first) in a background thread, at
+    low priority; `device_report` collects it."""
+    names = [name for name in selected_cases(session.items)
+             if name != 'checkpoint']
+    if not names or backend_missing():
+        return  # device_report skips, or fails, with the reason
+    workdir = tempfile.mkdtemp(prefix='parmesan-gpu-backend-')
+    report, control = Future(), WorkerControl()
+
+    def work():
+        try:
+            report.set_result(run_worker(workdir, names, niceness=10,
+                                         control=control))
+        except BaseException as error:  # pytest's skip and fail too
+            report.set_exception(error)
+
+    def stop():
+        # a session that ends early (-x, ^C) leaves no worker behind
+        control.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    session.config.add_cleanup(stop)
+    EARLY_RUN.update(workdir=workdir, report=report)
+    threading.Thread(target=work, daemon=True).start()
+
+
 @pytest.fixture(scope='module')
 def workdir(tmp_path_factory):
-    return str(tmp_path_factory.mktemp('gpu_backend'))
+    return EARLY_RUN.get('workdir') or str(
+        tmp_path_factory.mktemp('gpu_backend'))
 
 
 @pytest.fixture(scope='module')
@@ -825,11 +921,14 @@ def device_report(request, workdir, host_results):
     if reason:
         _unavailable(reason)
     names = selected_cases(request.session.items)
-    if 'checkpoint' in names:
+    report = EARLY_RUN['report'].result() if EARLY_RUN else None
+    rest = [name for name in names
+            if report is None or name not in report['cases']]
+    if 'checkpoint' in rest:
         # the host writes its checkpoint first, so that the device resumes
         # from it (and the host, later, from the device's)
         host_results('checkpoint')
-    return run_worker(workdir, names)
+    return run_worker(workdir, rest) if rest else report
 
 
 def device_case(report, name):
