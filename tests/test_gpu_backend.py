@@ -10,7 +10,7 @@ reproduce the host's draws, so sample layers are compared sample by sample.
 
 The subprocess starts when the tests are collected (``conftest.py`` calls
 :func:`start_device_worker`), so that it compiles beside the other tests, on
-the other core, niced, with a Theano cache of its own (no waiting on the
+the other core, with a Theano cache of its own (no waiting on the
 suite's compile lock); the checkpoint case, which resumes from the host's
 checkpoint, runs when its test comes.
 
@@ -750,7 +750,7 @@ def _gpuarray_headers():
                for folder in folders if folder)
 
 
-def run_worker(workdir, names, niceness=0, control=None):
+def run_worker(workdir, names, control=None):
     """Run the cases `names` (all if none) on device=opencl0:0 in a
     subprocess; its report. A case that kills the process (PoCL crashes on
     some kernels it cannot build) is recorded as that case's error, and a
@@ -763,17 +763,13 @@ def run_worker(workdir, names, niceness=0, control=None):
         [f for f in [env.get('THEANO_FLAGS')] if f] +
         ['device=' + DEVICE, 'floatX=float32', 'base_compiledir=' +
          os.path.join(theano.config.base_compiledir, 'opencl_worker')])
-
-    def in_child():
-        os.nice(niceness)
-        _die_with_parent()
     path = os.path.join(workdir, 'device.json')
     pending = list(names) or list(CASES)
     while pending:
         process = subprocess.Popen(
             [sys.executable, HERE, workdir] + pending, env=env, cwd=REPO,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            preexec_fn=in_child)
+            preexec_fn=_die_with_parent)
         if control is not None and not control.started(process):
             raise RuntimeError('the OpenCL worker was stopped')
         try:
@@ -856,8 +852,8 @@ EARLY_RUN = {}
 
 def start_device_worker(session):
     """Start the OpenCL worker on the selected cases but the checkpoint
-    (which needs the host's checkpoint first) in a background thread, at
-    low priority; `device_report` collects it."""
+    (which needs the host's checkpoint first) in a background thread;
+    `device_report` collects it."""
     names = [name for name in selected_cases(session.items)
              if name != 'checkpoint']
     if not names or backend_missing():
@@ -867,8 +863,7 @@ def start_device_worker(session):
 
     def work():
         try:
-            report.set_result(run_worker(workdir, names, niceness=10,
-                                         control=control))
+            report.set_result(run_worker(workdir, names, control=control))
         except BaseException as error:  # pytest's skip and fail too
             report.set_exception(error)
 
