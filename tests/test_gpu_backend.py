@@ -34,8 +34,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections import OrderedDict
 import threading
+from collections import OrderedDict
 from concurrent.futures import Future
 
 import numpy as np
@@ -768,8 +768,7 @@ def run_worker(workdir, names, control=None):
     while pending:
         process = subprocess.Popen(
             [sys.executable, HERE, workdir] + pending, env=env, cwd=REPO,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            preexec_fn=_die_with_parent)
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         if control is not None and not control.started(process):
             raise RuntimeError('the OpenCL worker was stopped')
         try:
@@ -803,8 +802,9 @@ def run_worker(workdir, names, control=None):
 
 
 def _die_with_parent():
-    """Have the kernel kill this process when its parent dies (Linux), so
-    that a test session killed from outside leaves no worker compiling."""
+    """Have the kernel kill this process (the worker) when its parent dies
+    (Linux), so that a test session killed from outside leaves no worker
+    compiling."""
     try:
         import ctypes
         import signal
@@ -1024,5 +1024,6 @@ def test_checkpoints_resume_across_backends(device_report, host_results,
 
 
 if __name__ == '__main__':
+    _die_with_parent()
     sys.path.insert(0, REPO)
     worker(sys.argv[1], sys.argv[2:])
