@@ -776,28 +776,26 @@ def run_worker(workdir, names, control=None):
         except subprocess.TimeoutExpired:
             process.kill()
             raise
-        result = subprocess.CompletedProcess(process.args,
-                                             process.returncode, '', stderr)
         current = _read_text(os.path.join(workdir, 'current_case'))
         if current not in pending:  # it died before its first case
             pytest.fail('the OpenCL worker failed (exit %d):\n%s' % (
-                result.returncode, result.stderr[-5000:]))
+                process.returncode, stderr[-5000:]))
         report = json.loads(_read_text(path) or json.dumps(
             {'device': DEVICE, 'floatX': 'float32', 'cases': {}}),
             object_pairs_hook=OrderedDict)
-        if result.returncode != 0 and current not in report['cases']:
+        if process.returncode != 0 and current not in report['cases']:
             report['cases'][current] = {'error': (
                 'the OpenCL worker process died (exit %d) in this case:\n%s'
-                % (result.returncode, result.stderr[-3000:]))}
+                % (process.returncode, stderr[-3000:]))}
             with open(path, 'w') as stream:
                 json.dump(report, stream)
-        elif result.returncode != 0:
+        elif process.returncode != 0:
             pytest.fail('the OpenCL worker failed (exit %d):\n%s' % (
-                result.returncode, result.stderr[-5000:]))
+                process.returncode, stderr[-5000:]))
         pending = [name for name in pending if name not in report['cases']]
     if report['device'] != DEVICE:
         _unavailable('Theano did not initialise %s: %s' % (
-            DEVICE, result.stderr[-2000:]))
+            DEVICE, stderr[-2000:]))
     return report
 
 
